@@ -1,0 +1,5 @@
+import sys
+
+from chmfl.cli.main import main
+
+sys.exit(main())

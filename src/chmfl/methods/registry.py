@@ -1,0 +1,71 @@
+"""Every method chmfl can run, by name: one plain dict, resolved in one place.
+
+Each entry names the class implementing it (``module:Class``), the keyword arguments that
+make this variant, and a one-line description (``chmfl methods`` prints them).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from chmfl.errors import ChmflError
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    target: str  # "package.module:Class"
+    description: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    table: str = ""  # where the paper reports it
+
+
+_NEURAL = "chmfl.methods.neural:NeuralMethod"
+
+METHODS: dict[str, MethodInfo] = {
+    # --- CHMFL and its ablations (Tables I, II, SIV; Fig 5) ---
+    "chmfl": MethodInfo(_NEURAL, "CHMFL: PET and CT 3D branches, hierarchical fusion at five scales, tumour-constrained decoder (Eq. 1)", {"model": "chmfl"}, "I, II, SII, SIII, SIV"),
+    "cfl": MethodInfo(_NEURAL, "CFL ablation: CHMFL without HMFL, classifies from the deepest fused features only", {"model": "cfl"}, "I, II, SIV"),
+    "mask-hmfl": MethodInfo(_NEURAL, "Mask+HMFL ablation: CHMFL without CFL, inputs PET+mask and CT+mask", {"model": "mask-hmfl"}, "I, II"),
+    "chmfl-gn4": MethodInfo(_NEURAL, "CHMFL with GroupNorm, 4 channels per group (Table SIII GN_c4)", {"model": "chmfl", "model_kwargs": {"norm": "group4"}}, "SIII"),
+    "chmfl-gn8": MethodInfo(_NEURAL, "CHMFL with GroupNorm, 8 channels per group (Table SIII GN_c8)", {"model": "chmfl", "model_kwargs": {"norm": "group8"}}, "SIII"),
+    "chmfl-gn16": MethodInfo(_NEURAL, "CHMFL with GroupNorm, 16 channels per group (Table SIII GN_c16)", {"model": "chmfl", "model_kwargs": {"norm": "group16"}}, "SIII"),
+    "chmfl-resnet18": MethodInfo(_NEURAL, "CHMFL in 2D with ResNet18 branches (Table SII)", {"model": "chmfl-resnet18"}, "SII"),
+    "chmfl-resnet34": MethodInfo(_NEURAL, "CHMFL in 2D with ResNet34 branches (Table SII)", {"model": "chmfl-resnet34"}, "SII"),
+    "chmfl-resnet50": MethodInfo(_NEURAL, "CHMFL in 2D with ResNet50 branches (Table SII)", {"model": "chmfl-resnet50"}, "SII"),
+    # --- comparison methods (Table I) ---
+    "hc-rf": MethodInfo("chmfl.methods.classical:HandcraftedRF", "HC+RF: IBSI handcrafted radiomics (pyradiomics) of PET and CT in the tumour, feature selection + random forest (Vallieres 2015)", {}, "I"),
+    "cnlpc": MethodInfo(_NEURAL, "CNLPC: convolution, non-linearity, pooling, classification CNN (Diamant et al. 2019)", {"model": "cnlpc"}, "I"),
+    "mor-3dcnn": MethodInfo("chmfl.methods.hybrid:MOR3DCNN", "MOR+3D CNNs: many-objective radiomics model and a 3D CNN fused by evidential reasoning (Chen et al. 2019)", {}, "I"),
+    "3dmcl": MethodInfo(_NEURAL, "3DMCL: 3D CNN on PET-CT with the tumour mask as input plus handcrafted radiomic features (Peng et al. 2019)", {"model": "3dmcl"}, "I"),
+    # --- modality / dimensionality comparisons (Table II) ---
+    "cnn2d-ct": MethodInfo(_NEURAL, "2D CNN on CT slices through the box centre", {"model": "cnn2d", "model_kwargs": {"modality": "ct"}}, "II"),
+    "cnn2d-pet": MethodInfo(_NEURAL, "2D CNN on PET slices through the box centre", {"model": "cnn2d", "model_kwargs": {"modality": "pet"}}, "II"),
+    "cnn2d-petct": MethodInfo(_NEURAL, "2D CNN on PET-CT (2 channels) slices through the box centre", {"model": "cnn2d", "model_kwargs": {"modality": "petct"}}, "II, SII"),
+    "cnn3d-ct": MethodInfo(_NEURAL, "3D CNN on the CT box", {"model": "cnn3d", "model_kwargs": {"modality": "ct"}}, "II"),
+    "cnn3d-pet": MethodInfo(_NEURAL, "3D CNN on the PET box", {"model": "cnn3d", "model_kwargs": {"modality": "pet"}}, "II"),
+    "cnn3d-petct": MethodInfo(_NEURAL, "3D CNN on PET-CT (2 channels)", {"model": "cnn3d", "model_kwargs": {"modality": "petct"}}, "II"),
+    # --- transfer-learning baselines (Table SII) ---
+    "resnet18-petct": MethodInfo(_NEURAL, "2D ResNet18 on PET-CT slices; --pretrained FILE for given weights", {"model": "resnet18-petct"}, "SII"),
+    "resnet34-petct": MethodInfo(_NEURAL, "2D ResNet34 on PET-CT slices; --pretrained FILE for given weights", {"model": "resnet34-petct"}, "SII"),
+    "resnet50-petct": MethodInfo(_NEURAL, "2D ResNet50 on PET-CT slices; --pretrained FILE for given weights", {"model": "resnet50-petct"}, "SII"),
+    # --- segmentation comparator (Table SIV) ---
+    "vnet": MethodInfo(_NEURAL, "V-Net (MONAI) tumour segmentation; DM probability from its predicted tumour's volume and SUVmax", {"model": "vnet"}, "SIV"),
+    # --- beyond the paper: the floor every table should show ---
+    "suvmax-volume": MethodInfo("chmfl.methods.classical:SuvmaxVolume", "Floor: PET SUVmax and tumour volume inside the contour, logistic regression", {}, "-"),
+}
+
+
+def resolve(target: str) -> type:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def create(name: str, **overrides: Any):
+    """Instantiate method ``name`` with its registered variant kwargs plus ``overrides``."""
+    if name not in METHODS:
+        raise ChmflError(f"unknown method {name!r}; 'chmfl methods' lists: {', '.join(METHODS)}")
+    info = METHODS[name]
+    kwargs = {**info.kwargs, **overrides}
+    return resolve(info.target)(name=name, **kwargs)
