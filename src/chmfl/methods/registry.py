@@ -69,3 +69,17 @@ def create(name: str, **overrides: Any):
     info = METHODS[name]
     kwargs = {**info.kwargs, **overrides}
     return resolve(info.target)(name=name, **kwargs)
+
+
+def load_method(directory):
+    """Rebuild a saved method from its folder (config.json names the method; no code runs)."""
+    from pathlib import Path
+
+    from chmfl.methods.neural import read_model_config
+
+    cfg = read_model_config(Path(directory))
+    name = cfg.get("method", "")
+    base = name.split("[", 1)[0]
+    if base not in METHODS:
+        raise ChmflError(f"{directory}: config.json names an unknown method {name!r}")
+    return resolve(METHODS[base].target).load(directory)

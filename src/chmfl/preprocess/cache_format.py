@@ -16,6 +16,7 @@ Keys of ``<patient_id>.npz`` (arrays are (z, y, x) on the isotropic box grid):
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,22 +52,30 @@ class CaseArrays:
         return Volume(arr, self.spacing, self.origin, self.direction)
 
 
-def save_case(path: str | Path, case: CaseArrays, dtype: str = "float32") -> None:
-    """Write one case atomically as a compressed npz; images cast to ``dtype``."""
+def save_case(path: str | Path, case: CaseArrays, dtype: str = "float32", compresslevel: int = 6) -> None:
+    """Write one case atomically as an npz; images cast to ``dtype``.
+
+    ``compresslevel``: deflate level 1-9 for every member (6 is ``np.savez_compressed``'s),
+    0 stores them uncompressed. ``load_case`` (``np.load``) reads any of them.
+    """
     arrays = {k: getattr(case, k) for k in ARRAY_KEYS if getattr(case, k) is not None}
     arrays = {k: (v.astype(np.uint8) if k == "mask" else v.astype(dtype)) for k, v in arrays.items()}
     meta = {**case.meta, "patient_id": case.patient_id}
+    members = {
+        "spacing": np.asarray(case.spacing, float),
+        "origin": np.asarray(case.origin, float),
+        "direction": np.asarray(case.direction, float),
+        "center": np.asarray(case.center, float),
+        "meta": np.asarray(json.dumps(meta)),
+        **arrays,
+    }
+    method = zipfile.ZIP_DEFLATED if compresslevel > 0 else zipfile.ZIP_STORED
+    level = compresslevel if compresslevel > 0 else None
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                spacing=np.asarray(case.spacing, float),
-                origin=np.asarray(case.origin, float),
-                direction=np.asarray(case.direction, float),
-                center=np.asarray(case.center, float),
-                meta=np.asarray(json.dumps(meta)),
-                **arrays,
-            )
+        with zipfile.ZipFile(tmp, "w", compression=method, compresslevel=level) as zf:
+            for key, value in members.items():
+                with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
 
 
 def load_case(path: str | Path) -> CaseArrays:

@@ -1,0 +1,98 @@
+"""``chmfl cv``, ``chmfl reproduce`` and ``chmfl train``: run methods on a prepared cohort."""
+
+from __future__ import annotations
+
+import argparse
+
+from chmfl.errors import ChmflError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="cache folder written by 'chmfl data prepare'")
+    p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--epochs", type=int, help="maximum epochs for neural methods")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", choices=("paper", "robust"), default="paper",
+                   help="training settings: the paper's (faithful, default) or chmfl's robust ones")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a training setting, e.g. --set batch_size=4 (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cv", help="cross-validate any set of methods on shared splits")
+    _common(p)
+    p.add_argument("--methods", required=True, help="comma-separated method names (chmfl methods)")
+    p.add_argument("--folds", type=int, default=6)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--reference", help="method the t-tests compare against (default chmfl)")
+    p.set_defaults(func=run_cv)
+
+    p = sub.add_parser("reproduce", help="run one of the paper's experiments (table1 ... fig5)")
+    p.add_argument("experiment", help="table1, table2, tableS2, tableS3, tableS4, fig5 or a YAML file")
+    _common(p)
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--pretrained", action="append", default=[], metavar="KEY=FILE",
+                   help="weights for pretrained rows (Table SII), e.g. resnet18=resnet18.safetensors")
+    p.set_defaults(func=run_reproduce)
+
+    p = sub.add_parser("train", help="fit one method on all included patients and save it for 'chmfl predict'")
+    _common(p)
+    p.add_argument("--method", required=True)
+    p.add_argument("--pretrained", metavar="FILE", help="weights file (ResNet baselines)")
+    p.set_defaults(func=run_train)
+
+
+def _parse_sets(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ChmflError(f"--set takes KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _options(args: argparse.Namespace, **extra):
+    from chmfl.cv.runner import RunOptions
+
+    return RunOptions(seed=args.seed, epochs=args.epochs, preset=args.preset,
+                      train=_parse_sets(args.sets), progress=not args.no_progress, **extra)
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    from chmfl.cv.experiment import custom_experiment
+    from chmfl.cv.runner import run_experiment
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    exp = custom_experiment(methods, args.folds, args.repeats, args.reference)
+    out = run_experiment(exp, args.data, args.out, _options(args))
+    print(f"results: {out}  (chmfl report {out})")
+    return 0
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    from chmfl.cv.experiment import load_experiment
+    from chmfl.cv.runner import run_experiment
+
+    pretrained = {}
+    for item in args.pretrained:
+        key, sep, path = item.partition("=")
+        if not sep:
+            raise ChmflError(f"--pretrained takes KEY=FILE, got {item!r}")
+        pretrained[key] = path
+    exp = load_experiment(args.experiment)
+    out = run_experiment(exp, args.data, args.out,
+                         _options(args, repeats=args.repeats, pretrained=pretrained))
+    print(f"results: {out}  (chmfl report {out})")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from chmfl.cv.train import train_final
+
+    path = train_final(args.method, args.data, args.out, _options(args), pretrained=args.pretrained)
+    print(f"model: {path}")
+    return 0

@@ -1,0 +1,87 @@
+"""``chmfl data prepare | fetch | bundle``: the cohort cache, the public data, the demo copy."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="prepare a cohort cache, fetch the public STS data, build the demo bundle")
+    data = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    q = data.add_parser("prepare", help="preprocess a cohort folder into a cache (one file per patient)")
+    q.add_argument("source", help="cohort folder (IBSI, TCIA DICOM or nnU-Net layout; detected)")
+    q.add_argument("--out", required=True, help="cache folder (CACHE/manifest.csv, CACHE/<hash>/<pid>.npz)")
+    q.add_argument("--clinical", help="INFOclinical_STS.xlsx or a CSV with patient_id,dm columns")
+    q.add_argument("--voxel-mm", type=float, default=1.0, help="isotropic voxel size (paper: 1 mm; 2 or 4 for CPU work)")
+    q.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    q.add_argument("--intensity", choices=("paper", "window", "zscore"), default="paper",
+                   help="network-input intensities (default: the paper's standardisation + contrast normalisation)")
+    q.add_argument("--mask-from", choices=("ct", "pet"), default="ct", help="tumour contour: GTV_Mass_CT (default) or _PET")
+    q.add_argument("--roi", help="RTSTRUCT ROI name when a structure set holds several")
+    q.add_argument("--center", choices=("auto", "mask", "hotspot"), default="auto",
+                   help="box centre: mask centroid when there is a contour (auto), or the PET hotspot")
+    q.add_argument("--pad", choices=("edge", "constant"), default="edge",
+                   help="outside the image: repeat the edge (default) or CT -1000 HU / PET 0")
+    q.add_argument("--dtype", choices=("float32", "float16"), default="float32")
+    q.add_argument("--layout", choices=("ibsi", "tcia", "nnunet"), help="skip layout detection")
+    q.add_argument("--skip-bad", action="store_true",
+                   help="list a failing patient as excluded and go on (default: stop, write nothing)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(func=run_prepare)
+
+    f = data.add_parser("fetch", help="get the public STS cohort and clinical sheet (checksums verified)")
+    f.add_argument("dataset", choices=("sts",))
+    f.add_argument("--to", required=True, help="destination folder")
+    f.add_argument("--from", dest="local", help="local copy (folder or archive) instead of the network")
+    f.set_defaults(func=run_fetch)
+
+    b = data.add_parser("bundle", help="write the compact 4 mm demo copy of the cohort (package data)")
+    b.add_argument("--source", required=True, help="the STS cohort folder (IBSI layout)")
+    b.add_argument("--clinical", required=True, help="INFOclinical_STS.xlsx")
+    b.add_argument("--out", required=True, help="e.g. src/chmfl/demo_data")
+    b.add_argument("--workers", type=int, default=1)
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=run_bundle)
+
+
+def _summary(result) -> str:
+    df = result.manifest
+    n_dm, n_no = int((df["dm"] == 1).sum()), int((df["dm"] == 0).sum())
+    return (f"{len(df)} patients: {n_dm} DM, {n_no} no DM, {len(df) - n_dm - n_no} excluded; "
+            f"{len(result.computed)} prepared, {len(result.reused)} reused, {len(result.failed)} failed "
+            f"in {result.seconds:.1f} s -> {result.cache_dir}")
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from chmfl.preprocess.config import IntensityConfig, PrepareConfig
+    from chmfl.preprocess.prepare import prepare_cohort
+
+    config = PrepareConfig(
+        voxel_mm=args.voxel_mm, mask_from=args.mask_from, roi=args.roi, center=args.center,
+        pad=args.pad, dtype=args.dtype, intensity=IntensityConfig(mode=args.intensity),
+    )
+    result = prepare_cohort(args.source, args.out, args.clinical, config, workers=args.workers,
+                            skip_bad=args.skip_bad, layout=args.layout, progress=not args.no_progress)
+    print(_summary(result))
+    for pid, err in result.failed.items():
+        print(f"skipped {pid}: {err}")
+    return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from chmfl.cohort.fetch import fetch
+
+    paths = fetch(args.dataset, args.to, args.local)
+    print(f"images: {paths['images']}\nclinical: {paths['clinical']}")
+    return 0
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    from chmfl.preprocess.bundle import make_bundle
+
+    result = make_bundle(args.source, args.clinical, args.out, workers=args.workers,
+                         progress=not args.no_progress)
+    size = sum(p.stat().st_size for p in result.cache_dir.rglob("*") if p.is_file())
+    print(f"{_summary(result)} ({size / 1e6:.1f} MB)")
+    return 0

@@ -1,0 +1,189 @@
+"""Cross-validation of an experiment's methods over shared, saved splits.
+
+``run_experiment`` makes (or re-reads) ``splits.json`` once, runs every method on every
+repeat and fold through ``cv.fold.run_fold`` (finished folds are skipped, so an interrupted
+run continues where it stopped), then writes the top-level ``predictions.csv``,
+``metrics.csv`` and ``timing.csv`` (docs/results-format.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from chmfl import __version__
+from chmfl.cv.experiment import Experiment
+from chmfl.cv.fold import FoldJob, run_fold
+from chmfl.cv.record import git_commit, hardware, versions
+from chmfl.data.cases import CaseData, load_cases, load_manifest
+from chmfl.errors import ChmflError
+from chmfl.fsutil import atomic_path
+from chmfl.methods.train_config import ROBUST, TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line adds to an experiment."""
+
+    seed: int = 0
+    epochs: int | None = None
+    repeats: int | None = None
+    folds: int | None = None
+    preset: str = "paper"  # "paper" (the faithful settings) or "robust"
+    train: dict[str, Any] = field(default_factory=dict)  # --set key=value overrides
+    pretrained: dict[str, str] = field(default_factory=dict)  # KEY -> weights file
+    progress: bool = True
+
+
+def fold_seed(seed: int, repeat: int, fold: int) -> int:
+    return seed * 10_000 + repeat * 100 + fold
+
+
+def train_settings(exp: Experiment, run_train: dict, opts: RunOptions) -> dict[str, Any]:
+    """Experiment settings < preset < method variant < command-line overrides."""
+    if opts.preset not in ("paper", "robust"):
+        raise ChmflError(f"unknown preset {opts.preset!r}: use paper or robust")
+    merged = {**exp.train, **(ROBUST if opts.preset == "robust" else {}), **run_train, **opts.train}
+    if opts.epochs is not None:
+        merged["epochs"] = opts.epochs
+    TrainConfig.from_dict(merged)  # validate the keys now, not in the middle of a run
+    return merged
+
+
+def _splits(cases: Sequence[CaseData], out: Path, n_folds: int, repeats: int, seed: int) -> dict:
+    from chmfl.cv.splits import load_splits, make_splits, save_splits
+
+    ids = [c.patient_id for c in cases]
+    path = out / "splits.json"
+    if path.is_file():
+        splits = load_splits(path)
+        held = {p for f in splits["repeats"][0]["folds"] for p in f["test"]}
+        if held != set(ids) or splits["n_folds"] != n_folds or len(splits["repeats"]) != repeats:
+            raise ChmflError(f"{path} belongs to another run (patients, folds or repeats differ); use a new --out")
+        return splits
+    splits = make_splits(ids, [c.label for c in cases], n_folds=n_folds, repeats=repeats, seed=seed)
+    save_splits(splits, path)
+    return splits
+
+
+def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cases, extra: dict) -> None:
+    prep = Path(cache) / "prepare_config.yaml"
+    manifest = load_manifest(cache)
+    excluded = manifest[manifest["dm"].isna()]
+    config = {
+        "chmfl_version": __version__, "git_commit": git_commit(),
+        "experiment": exp.name, "spec": exp.to_dict(),
+        "options": {"seed": opts.seed, "epochs": opts.epochs, "repeats": opts.repeats,
+                    "folds": opts.folds, "preset": opts.preset, "train": opts.train,
+                    "pretrained": {k: str(v) for k, v in opts.pretrained.items()}},
+        "data": {
+            "cache": str(Path(cache).resolve()),
+            "prepare": yaml.safe_load(prep.read_text()) if prep.is_file() else None,
+            "n_patients": len(cases), "n_dm": sum(c.label == 1 for c in cases),
+            "n_no_dm": sum(c.label == 0 for c in cases),
+            "excluded": {str(r.patient_id): str(r.exclusion) for r in excluded.itertuples()},
+        },
+        "hardware": hardware(), "versions": versions(), **extra,
+    }
+    config = json.loads(json.dumps(config, default=str))  # plain types only (e.g. TorchVersion)
+    with atomic_path(out / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int) -> tuple[list[FoldJob], list[str]]:
+    jobs, skipped = [], []
+    for run in exp.methods:
+        weights = None
+        if run.pretrained:
+            weights = opts.pretrained.get(run.pretrained)
+            if weights is None:
+                skipped.append(f"{run.label}: no weights file given (--pretrained {run.pretrained}=FILE)")
+                continue
+        seed = fold_seed(opts.seed, repeat, fold)
+        jobs.append(FoldJob(run, repeat, fold, seed, train_settings(exp, run.train, opts), weights,
+                            out / run.label / f"repeat_{repeat}" / f"fold_{fold}"))
+    return jobs, skipped
+
+
+def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: RunOptions) -> Path:
+    """Run ``exp`` on the prepared cohort in ``cache``, recording everything in ``out``."""
+    from tqdm.auto import tqdm
+
+    cases = load_cases(cache)
+    for p in opts.pretrained.values():
+        if not Path(p).is_file():
+            raise ChmflError(f"pretrained weights file not found: {p}")
+    n_folds, repeats = opts.folds or exp.folds, opts.repeats or exp.repeats
+    if n_folds < 2 or n_folds > min(sum(c.label == 1 for c in cases), sum(c.label == 0 for c in cases)):
+        raise ChmflError(f"{n_folds} folds do not fit {len(cases)} patients with both labels in every fold")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    splits = _splits(cases, out, n_folds, repeats, opts.seed)
+    by_id = {c.patient_id: c for c in cases}
+    started = dt.datetime.now().isoformat(timespec="seconds")
+    all_jobs = [(j, f) for rep in splits["repeats"] for f in rep["folds"]
+                for j in _jobs(exp, opts, out, rep["repeat"], f["fold"])[0]]
+    skipped = _jobs(exp, opts, out, 0, 0)[1]
+    _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped})
+    frames = []
+    for job, fold in tqdm(all_jobs, desc="folds", disable=not opts.progress):
+        log.info("%s repeat %d fold %d", job.label, job.repeat, job.fold)
+        train = [by_id[p] for p in fold["train"]]
+        test = [by_id[p] for p in fold["test"]]
+        frames.append(run_fold(job, train, test, opts.progress))
+    write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs])
+    _write_config(out, exp, opts, Path(cache), cases,
+                  {"started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
+                   "skipped": skipped})
+    return out
+
+
+def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob]) -> None:
+    """Top-level predictions.csv, metrics.csv (per fold and pooled) and timing.csv."""
+    from chmfl.stats import classification_metrics, metrics_rows, pooled_rows
+
+    rows = []
+    for (label, rep, fold), g in preds.groupby(["method", "repeat", "fold"], sort=False):
+        rows += metrics_rows(label, rep, fold, classification_metrics(g["label"], g["probability"]))
+    for (label, rep), g in preds.groupby(["method", "repeat"], sort=False):
+        rows += pooled_rows(label, rep, g)
+    rows += _seg_rows(jobs)
+    timing = [_timing_row(j) for j in jobs]
+    for name, df in (("predictions.csv", preds), ("metrics.csv", pd.DataFrame(rows)),
+                     ("timing.csv", pd.DataFrame(timing))):
+        with atomic_path(out / name) as tmp:
+            df.to_csv(tmp, index=False)
+
+
+def _seg_rows(jobs: Sequence[FoldJob]) -> list[dict]:
+    from chmfl.stats import metrics_rows
+
+    rows, pooled = [], {}
+    for j in jobs:
+        path = j.out / "seg_metrics.csv"
+        if not path.is_file():
+            continue
+        df = pd.read_csv(path, dtype={"patient_id": str})
+        rows += metrics_rows(j.label, j.repeat, j.fold, df.drop(columns="patient_id").mean().to_dict())
+        pooled.setdefault((j.label, j.repeat), []).append(df)
+    for (label, rep), dfs in pooled.items():
+        rows += metrics_rows(label, rep, "all", pd.concat(dfs).drop(columns="patient_id").mean().to_dict())
+    return rows
+
+
+def _timing_row(job: FoldJob) -> dict:
+    rec = json.loads((job.out / "done.json").read_text())
+    train = rec.get("train") or {}
+    return {"method": job.label, "repeat": job.repeat, "fold": job.fold, "fit_s": rec["fit_s"],
+            "predict_s": rec["predict_s"], "peak_rss_gb": rec["peak_rss_gb"], "epochs": rec["epochs"],
+            "device": rec.get("device", "cpu"), "precision": rec.get("precision", train.get("precision"))}

@@ -1,0 +1,43 @@
+"""``chmfl train``: one method fitted on every included patient, saved for ``chmfl predict``.
+
+The model folder carries the preprocessing config of the cache it was trained on, so a new
+patient is prepared exactly as the training patients were.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from chmfl.cv.experiment import Experiment, MethodRun
+from chmfl.cv.fold import FoldJob, build_method
+from chmfl.cv.runner import RunOptions, train_settings
+from chmfl.data.cases import load_cases
+from chmfl.errors import ChmflError
+
+
+def train_final(method: str, cache: str | Path, out: str | Path, opts: RunOptions,
+                pretrained: str | None = None) -> Path:
+    """Fit ``method`` on all included patients of ``cache``; write ``out/model``."""
+    from chmfl.methods.registry import METHODS
+
+    if method not in METHODS:
+        raise ChmflError(f"unknown method {method!r}; 'chmfl methods' lists them")
+    if pretrained and not Path(pretrained).is_file():
+        raise ChmflError(f"pretrained weights file not found: {pretrained}")
+    cases = load_cases(cache)
+    prep_path = Path(cache) / "prepare_config.yaml"
+    if not prep_path.is_file():
+        raise ChmflError(f"{cache} has no prepare_config.yaml: prepare it with 'chmfl data prepare'")
+    prepare = yaml.safe_load(prep_path.read_text())
+    run = MethodRun(method)
+    exp = Experiment("train", "final model", (run,))
+    out = Path(out)
+    job = FoldJob(run, 0, 0, opts.seed, train_settings(exp, {}, opts), pretrained, out)
+    m = build_method(job, opts.progress)
+    m.fit(cases)
+    m.save(out / "model", extra={"preprocess": prepare, "trained_on": [c.patient_id for c in cases]})
+    shutil.rmtree(out / "work", ignore_errors=True)  # checkpoints were for resuming only
+    return out / "model"

@@ -1,0 +1,80 @@
+"""Cases as torch tensors for the training loop, and training-time augmentation.
+
+The deterministic preprocessing ran once in ``chmfl data prepare``; here the cached boxes are
+stacked into tensors (they are small: 48 patients at 1 mm are ~1 GB) and only augmentation
+is random, drawn from an explicit ``torch.Generator`` so a resumed run replays it exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from chmfl.data.cases import CaseData
+
+
+@dataclass
+class CaseTensors:
+    """Stacked inputs of a list of cases: each image tensor (N, 1, D, H, W)."""
+
+    pet: torch.Tensor
+    ct: torch.Tensor
+    mask: torch.Tensor | None  # (N, 1, D, H, W) float {0,1}; None when any case lacks one
+    labels: torch.Tensor | None  # (N,) long; None when any case is unlabelled
+    features: torch.Tensor | None = None  # (N, F) handcrafted features (hybrid methods)
+
+    def __len__(self) -> int:
+        return self.pet.shape[0]
+
+    def batch(self, idx: torch.Tensor) -> CaseTensors:
+        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        return CaseTensors(pick(self.pet), pick(self.ct), pick(self.mask), pick(self.labels), pick(self.features))
+
+
+def stack_cases(cases: Sequence[CaseData], require_mask: bool = False) -> CaseTensors:
+    """Load ``cases`` from the cache and stack them; all boxes must share one shape."""
+    arrays = [c.load() for c in cases]
+    shapes = {a.ct.shape for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"cases have different box shapes {sorted(shapes)}: prepare them with one config")
+    as_t = lambda xs: torch.from_numpy(np.stack(xs).astype(np.float32)).unsqueeze(1)  # noqa: E731
+    has_mask = all(a.mask is not None for a in arrays)
+    if require_mask and not has_mask:
+        missing = [a.patient_id for a in arrays if a.mask is None]
+        from chmfl.errors import ChmflError
+
+        raise ChmflError(f"this method needs a tumour contour; none for {', '.join(missing[:5])}")
+    labels = None
+    if all(c.label is not None for c in cases):
+        labels = torch.tensor([int(c.label) for c in cases], dtype=torch.long)
+    return CaseTensors(
+        pet=as_t([a.pet for a in arrays]),
+        ct=as_t([a.ct for a in arrays]),
+        mask=as_t([a.mask for a in arrays]) if has_mask else None,
+        labels=labels,
+    )
+
+
+def augment(batch: CaseTensors, gen: torch.Generator, max_shift: int = 2) -> CaseTensors:
+    """Random flips along each spatial axis and a small integer shift, the same for every
+    image of a patient (PET, CT, mask move together). Draws only from ``gen``."""
+    n = len(batch)
+    flips = torch.rand((n, 3), generator=gen) < 0.5
+    shifts = torch.randint(-max_shift, max_shift + 1, (n, 3), generator=gen)
+    out = {k: [] for k in ("pet", "ct", "mask")}
+    for i in range(n):
+        dims = [d + 1 for d in range(3) if flips[i, d]]  # spatial dims of a (1, D, H, W) item
+        for key in out:
+            t = getattr(batch, key)
+            if t is None:
+                continue
+            x = t[i]
+            if dims:
+                x = torch.flip(x, dims)
+            x = torch.roll(x, shifts=tuple(int(s) for s in shifts[i]), dims=(1, 2, 3))
+            out[key].append(x)
+    stack = lambda k: torch.stack(out[k]) if out[k] else None  # noqa: E731
+    return CaseTensors(stack("pet"), stack("ct"), stack("mask"), batch.labels, batch.features)

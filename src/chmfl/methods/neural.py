@@ -1,0 +1,175 @@
+"""``NeuralMethod``: any chmfl network behind the common ``fit`` / ``predict_proba`` interface.
+
+One class serves CHMFL, its ablations and every CNN comparator: the registry passes the
+network name and its keyword arguments; the network's class attributes (``segments``,
+``needs_mask``, ``n_features``) tell this class what to feed it. Hybrid networks that take
+handcrafted features (3DMCL) get them from ``chmfl.radiomics`` through a transform fitted on
+the training fold only.
+
+Model folder (``save``/``load``): ``weights.safetensors`` and ``config.json`` (method, network
+and its kwargs, training config, feature transform, preprocessing, package version). Loading
+executes no code from the folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from chmfl import __version__
+from chmfl.data.cases import CaseData, labels_of
+from chmfl.data.tensors import CaseTensors, stack_cases
+from chmfl.errors import ChmflError
+from chmfl.fsutil import atomic_dir
+from chmfl.methods.train_config import TrainConfig, resolve_precision
+from chmfl.methods.training import fit_network, predict_network
+
+MODEL_KIND = "chmfl-neural-method"
+
+
+class NeuralMethod:
+    """A registry method backed by a chmfl network (see module docstring)."""
+
+    def __init__(self, name: str, model: str, model_kwargs: dict | None = None,
+                 train: TrainConfig | dict | None = None, seed: int = 0,
+                 workdir: str | Path | None = None, progress: bool = True) -> None:
+        self.name = name
+        self.model = model
+        self.model_kwargs = dict(model_kwargs or {})
+        self.train = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(train)
+        self.seed = seed
+        self.workdir = workdir
+        self.progress = progress
+
+    # --- building -------------------------------------------------------------------------
+    def _build(self, n_features: int = 0) -> torch.nn.Module:
+        from chmfl.models import build_model
+
+        kwargs = dict(self.model_kwargs)
+        if n_features:
+            kwargs["n_features"] = n_features
+        torch.manual_seed(self.seed)  # He initialisation draws from here
+        return build_model(self.model, **kwargs)
+
+    def _network_class(self):
+        from chmfl.models import MODELS
+
+        if self.model not in MODELS:
+            raise ChmflError(f"unknown network {self.model!r}")
+        return MODELS[self.model]
+
+    def _tensors(self, cases: Sequence[CaseData]) -> CaseTensors:
+        cls = self._network_class()
+        data = stack_cases(cases, require_mask=cls.needs_mask)
+        if getattr(cls, "segments", False) is False and not cls.needs_mask:
+            data.mask = None  # the loop then trains the classifier term only
+        if getattr(self, "feature_transform_", None) is not None:
+            from chmfl.radiomics import feature_table
+
+            table = feature_table(list(cases))
+            data.features = torch.from_numpy(self.feature_transform_.apply(table).astype(np.float32))
+        return data
+
+    # --- the method interface -------------------------------------------------------------
+    def fit(self, cases: Sequence[CaseData]) -> NeuralMethod:
+        labels_of(cases)  # every training case needs a label
+        cls = self._network_class()
+        self.feature_transform_ = None
+        n_features = 0
+        if getattr(cls, "uses_handcrafted", False):
+            from chmfl.radiomics import feature_table, fit_feature_transform
+
+            self.feature_transform_ = fit_feature_transform(feature_table(list(cases)), labels_of(cases))
+            n_features = self.feature_transform_.n_out
+        data = self._tensors(cases)
+        net = self._build(n_features)
+        self.network_, self.history_ = fit_network(
+            net, data, self.train, self.seed,
+            workdir=Path(self.workdir) if self.workdir else None, progress=self.progress)
+        self.n_features_ = n_features
+        return self
+
+    def _outputs(self, cases: Sequence[CaseData]) -> dict[str, np.ndarray]:
+        if not hasattr(self, "network_"):
+            raise ChmflError(f"method {self.name} is not fitted")
+        precision = resolve_precision(self.train.precision, "cpu")
+        return predict_network(self.network_, self._tensors(cases), precision=precision)
+
+    def predict_proba(self, cases: Sequence[CaseData]) -> np.ndarray:
+        return self._outputs(cases)["probability"]
+
+    def predict_all(self, cases: Sequence[CaseData]) -> dict[str, np.ndarray]:
+        """Probability, and mask / features where the network has them, in one pass."""
+        return self._outputs(cases)
+
+    @property
+    def segments(self) -> bool:
+        return bool(getattr(self._network_class(), "segments", False))
+
+    def predict_mask(self, cases: Sequence[CaseData]) -> list[np.ndarray]:
+        out = self._outputs(cases)
+        if "mask" not in out:
+            raise ChmflError(f"method {self.name} does not segment")
+        return list(out["mask"])
+
+    def embed(self, cases: Sequence[CaseData]) -> np.ndarray:
+        return self._outputs(cases)["features"]
+
+    # --- persistence ----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        ft = getattr(self, "feature_transform_", None)
+        return {
+            "kind": MODEL_KIND, "chmfl_version": __version__, "method": self.name,
+            "model": self.model, "model_kwargs": self.model_kwargs,
+            "train": self.train.to_dict(), "seed": self.seed,
+            "n_features": getattr(self, "n_features_", 0),
+            "feature_transform": ft.to_dict() if ft is not None else None,
+        }
+
+    def save(self, directory: str | Path, extra: dict | None = None) -> None:
+        from safetensors.torch import save_file
+
+        if not hasattr(self, "network_"):
+            raise ChmflError(f"method {self.name} is not fitted; nothing to save")
+        with atomic_dir(directory) as tmp:
+            state = {k: v.detach().contiguous() for k, v in self.network_.state_dict().items()}
+            save_file(state, str(tmp / "weights.safetensors"))
+            (tmp / "config.json").write_text(json.dumps({**self.config(), **(extra or {})}, indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> NeuralMethod:
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        cfg = read_model_config(directory)
+        model_kwargs = dict(cfg["model_kwargs"])
+        model_kwargs.pop("pretrained", None)  # the saved weights already hold what pretraining gave
+        m = cls(cfg["method"], cfg["model"], model_kwargs, cfg["train"], cfg["seed"])
+        m.feature_transform_ = None
+        if cfg.get("feature_transform"):
+            from chmfl.radiomics import FeatureTransform
+
+            m.feature_transform_ = FeatureTransform.from_dict(cfg["feature_transform"])
+        m.n_features_ = cfg.get("n_features", 0)
+        net = m._build(m.n_features_)
+        net.load_state_dict(load_file(str(directory / "weights.safetensors")))
+        m.network_ = net.eval()
+        m.history_ = []
+        return m
+
+
+def read_model_config(directory: Path) -> dict[str, Any]:
+    """The config.json of a saved model folder; a folder that is not a chmfl model is refused."""
+    path = Path(directory) / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ChmflError(f"{directory} is not a chmfl model folder (no readable config.json)") from exc
+    if not isinstance(cfg, dict) or cfg.get("kind") not in (MODEL_KIND, "chmfl-method"):
+        raise ChmflError(f"{directory} is not a chmfl model (config.json has no chmfl 'kind')")
+    return cfg

@@ -1,0 +1,207 @@
+"""The neural training loop: Eq. (1), Adam, early stopping on the total loss, a checkpoint
+per epoch, exact resume, seeds. Devices and precision come from Lightning Fabric (CPU, one
+GPU, or DDP over many), so this file holds only the loop itself.
+
+Resume is exact: the checkpoint holds the model, the optimiser, the loop state and both RNG
+states (torch's global one, used by dropout, and the generator that orders batches and draws
+augmentations), so an interrupted fold ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from chmfl.data.tensors import CaseTensors, augment
+from chmfl.fsutil import atomic_path
+from chmfl.methods.train_config import TrainConfig, resolve_accelerator, resolve_precision
+from chmfl.models.losses import chmfl_loss
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class LoopState:
+    """What the loop carries from epoch to epoch (and through a checkpoint)."""
+
+    epoch: int = 0  # epochs completed
+    best_loss: float = math.inf
+    bad_epochs: int = 0
+    stopped: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+def make_fabric(cfg: TrainConfig):
+    """A Lightning Fabric for this config (device, number of devices, precision)."""
+    from lightning.fabric import Fabric
+
+    accelerator = resolve_accelerator(cfg.accelerator)
+    precision = resolve_precision(cfg.precision, accelerator)
+    strategy = "ddp" if (isinstance(cfg.devices, int) and cfg.devices > 1) else "auto"
+    fabric = Fabric(accelerator=accelerator, devices=cfg.devices, precision=precision, strategy=strategy)
+    if strategy == "ddp":
+        fabric.launch()
+    return fabric
+
+
+def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, rank: int, world: int) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=gen)[rank::world]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _forward(model: nn.Module, b: CaseTensors, device: torch.device, memory_format):
+    to = lambda t: None if t is None else t.to(device, memory_format=memory_format)  # noqa: E731
+    feats = None if b.features is None else b.features.to(device)
+    return model(to(b.pet), to(b.ct), mask=to(b.mask), features=feats)
+
+
+def _auc(labels: list[int], probs: list[float]) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, probs)) if len(set(labels)) == 2 else float("nan")
+
+
+def train_epoch(model, optimizer, fabric, data: CaseTensors, cfg: TrainConfig, gen, memory_format) -> dict:
+    """One pass over the training cases; returns the epoch's mean losses and training AUC."""
+    model.train()
+    sums = {"loss": 0.0, "cls_loss": 0.0, "seg_loss": 0.0}
+    labels, probs, n = [], [], 0
+    for idx in _epoch_batches(len(data), cfg.batch_size, gen, fabric.global_rank, fabric.world_size):
+        b = data.batch(idx)
+        if cfg.augment:
+            b = augment(b, gen)
+        out = _forward(model, b, fabric.device, memory_format)
+        y = b.labels.to(fabric.device)
+        mask = None if b.mask is None else b.mask.to(fabric.device)
+        loss, parts = chmfl_loss(out, y, mask, cfg.seg_weight, cfg.seg_reduction)
+        optimizer.zero_grad(set_to_none=True)
+        fabric.backward(loss)
+        optimizer.step()
+        k = len(idx)
+        n += k
+        sums["loss"] += float(loss.detach()) * k
+        for name, v in parts.items():
+            sums[name] += float(v) * k
+        labels += b.labels.tolist()
+        probs += torch.softmax(out.logits.detach().float(), 1)[:, 1].tolist()
+    stats = {key: v / max(n, 1) for key, v in sums.items()}
+    stats["train_auc"] = _auc(labels, probs)
+    return stats
+
+
+def _update_stopping(state: LoopState, loss: float, cfg: TrainConfig) -> None:
+    """Early stopping: 'training was terminated when no further changes in the total loss'."""
+    if loss < state.best_loss * (1.0 - cfg.min_delta):
+        state.best_loss, state.bad_epochs = loss, 0
+    else:
+        state.bad_epochs += 1
+        state.best_loss = min(state.best_loss, loss)
+    if state.epoch >= cfg.min_epochs and state.bad_epochs >= cfg.patience:
+        state.stopped = True
+
+
+def save_checkpoint(path: Path, model, optimizer, state: LoopState, gen: torch.Generator) -> None:
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "loop": {"epoch": state.epoch, "best_loss": state.best_loss, "bad_epochs": state.bad_epochs,
+                 "stopped": state.stopped, "history": state.history},
+        "torch_rng": torch.get_rng_state(),
+        "gen_rng": gen.get_state(),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path, model, optimizer, gen: torch.Generator) -> LoopState:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["torch_rng"])
+    gen.set_state(payload["gen_rng"])
+    return LoopState(**payload["loop"])
+
+
+def fit_network(model: nn.Module, data: CaseTensors, cfg: TrainConfig, seed: int,
+                workdir: Path | None = None, progress: bool = True) -> tuple[nn.Module, list[dict]]:
+    """Train ``model`` on ``data`` with ``cfg``; resume from ``workdir/checkpoint.pt`` if there.
+
+    Returns the trained module (on the CPU, eval mode) and the per-epoch history.
+    """
+    from tqdm.auto import tqdm
+
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    fabric = make_fabric(cfg)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ckpt = Path(workdir) / CHECKPOINT if workdir else None
+    state = LoopState()
+    if ckpt is not None and ckpt.is_file():
+        state = load_checkpoint(ckpt, model, optimizer, gen)
+        log.info("resuming from %s after epoch %d", ckpt, state.epoch)
+    model, optimizer = fabric.setup(model, optimizer)
+    bar = tqdm(total=cfg.epochs, initial=state.epoch, desc="epochs", leave=False,
+               disable=not progress or fabric.global_rank != 0)
+    while state.epoch < cfg.epochs and not state.stopped:
+        t0 = time.perf_counter()
+        stats = train_epoch(model, optimizer, fabric, data, cfg, gen, memory_format)
+        state.epoch += 1
+        _update_stopping(state, stats["loss"], cfg)
+        state.history.append({"epoch": state.epoch, **stats, "lr": cfg.lr,
+                              "seconds": time.perf_counter() - t0})
+        if ckpt is not None and fabric.global_rank == 0:
+            save_checkpoint(ckpt, fabric_unwrap(model), optimizer, state, gen)
+        bar.update(1)
+        bar.set_postfix(loss=f"{stats['loss']:.4f}", auc=f"{stats['train_auc']:.2f}")
+    bar.close()
+    net = fabric_unwrap(model).to("cpu", memory_format=torch.contiguous_format).eval()
+    return net, state.history
+
+
+def fabric_unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside Fabric's (and DDP's) wrappers."""
+    inner = getattr(model, "module", model)
+    return getattr(inner, "module", inner) if isinstance(inner, nn.parallel.DistributedDataParallel) else inner
+
+
+@torch.no_grad()
+def predict_network(model: nn.Module, data: CaseTensors, precision: str = "32-true",
+                    batch_size: int = 4) -> dict[str, np.ndarray]:
+    """Eval-mode outputs for every case: DM probability, and masks / features when the model has them."""
+    model.eval()
+    probs, masks, feats = [], [], []
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+    for start in range(0, len(data), batch_size):
+        b = data.batch(torch.arange(start, min(start + batch_size, len(data))))
+        with autocast:
+            out = model(b.pet, b.ct, mask=b.mask, features=b.features)
+        probs.append(torch.softmax(out.logits.float(), 1)[:, 1])
+        if out.seg_logits is not None:
+            seg = out.seg_logits.float().argmax(1).to(torch.uint8)  # (B, D', H, W)
+            if out.seg_slices is not None:  # 2D models: place their slices into the full box
+                full = torch.zeros((seg.shape[0], *b.pet.shape[2:]), dtype=torch.uint8)
+                full[:, out.seg_slices[0] : out.seg_slices[1]] = seg
+                seg = full
+            masks.append(seg)
+        if out.features is not None:
+            feats.append(out.features.float().flatten(1))
+    result = {"probability": torch.cat(probs).numpy()}
+    if masks:
+        result["mask"] = torch.cat(masks).numpy()
+    if feats:
+        result["features"] = torch.cat(feats).numpy()
+    return result

@@ -1,0 +1,187 @@
+"""CHMFL (paper Section II.B-E, Table SI) and its two ablations, CFL and Mask+HMFL.
+
+Two identical 3D branches (PET, CT): Input Transition (conv 5, 16 ch) and Down_Conv_1..4
+(conv 2 stride 2; 32, 64, 128, 256 ch), each conv -> norm -> ELU. HMFL: at each of the 5
+scales the PET and CT maps are concatenated, max-pooled to a vector, and the 5 vectors
+concatenated (992 values) feed 3 fully connected layers. CFL: a decoder from the deepest
+fused map back to full resolution with horizontal connections to the fused maps, trained
+against the tumour mask (Eq. 1), so the encoders learn to attend to the tumour.
+
+Reading of Table SI: its "Details" column lists one conv per block, so by default a block is
+just that conv; ``encoder_residual=True`` adds V-Net's residual conv stacks (1, 2, 3, 2 convs
+of 5x5x5 at levels 1-4) and V-Net's input-transition shortcut. docs/methods.md gives the
+FLOPs of both choices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from chmfl.errors import ChmflError
+from chmfl.models.base import ModelOutput
+from chmfl.models.blocks import CONV, ResidualUnit, check_min_size, conv_block, init_he, make_norm
+from chmfl.models.decoder import ConstrainedDecoder
+
+WIDTHS = (16, 32, 64, 128, 256)  # Table SI: Input Transition, Down_Conv_1..4
+UP_WIDTHS = (128, 64, 32, 16)  # Table SI: Up_Conv_1..4
+VNET_ENCODER_CONVS = (1, 2, 3, 2)  # V-Net residual convs after Down_Conv_1..4
+VNET_DECODER_CONVS = (2, 2, 1, 1)  # V-Net residual convs after Up_Conv_1..4 (style "vnet")
+DECODER_CONVS = (2, 2, 2, 2)  # "several convolutional layers" per level (style "tableSI")
+HIDDEN = (256, 64)  # widths of the first two of the 3 FC layers (our choice)
+MIN_SIZE = 16  # four stride-2 convs need at least 16 voxels per axis
+
+
+class InputTransition(nn.Module):
+    """Conv 5 -> norm -> ELU (Table SI); with ``residual`` V-Net's shortcut (input repeated
+    to the output width) is added before the ELU."""
+
+    def __init__(self, dims: int, cin: int, cout: int, norm: str = "batch", residual: bool = False):
+        super().__init__()
+        self.conv = CONV[dims](cin, cout, 5, padding=2)
+        self.norm = make_norm(norm, cout, dims)
+        self.act = nn.ELU()
+        self.residual = residual
+        if residual and cout % cin:
+            raise ValueError(f"residual input transition needs {cout} divisible by {cin}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(self.conv(x))  # (B, cout, D, H, W)
+        if self.residual:
+            y = y + x.repeat(1, y.shape[1] // x.shape[1], *([1] * (x.dim() - 2)))
+        return self.act(y)
+
+
+class DownBlock(nn.Module):
+    """Down_Conv_i: conv 2 stride 2 -> norm -> ELU, then ``n_convs`` residual convs (0 = none)."""
+
+    def __init__(self, dims: int, cin: int, cout: int, n_convs: int = 0, norm: str = "batch"):
+        super().__init__()
+        self.down = conv_block(dims, cin, cout, 2, stride=2, norm=norm)
+        self.res = ResidualUnit(dims, cout, n_convs, 5, norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.res(self.down(x))  # (B, cout, D/2, H/2, W/2)
+
+
+class Encoder(nn.Module):
+    """One branch (PET or CT): Input Transition + Down_Conv_1..4; returns the 5 scale maps."""
+
+    def __init__(self, in_channels: int = 1, widths: Sequence[int] = WIDTHS, norm: str = "batch",
+                 residual: bool = False, dims: int = 3):
+        super().__init__()
+        self.input_transition = InputTransition(dims, in_channels, widths[0], norm, residual)
+        convs = VNET_ENCODER_CONVS if residual else (0,) * (len(widths) - 1)
+        for i in range(1, len(widths)):
+            self.add_module(f"down_conv{i}", DownBlock(dims, widths[i - 1], widths[i], convs[i - 1], norm))
+        self.depth = len(widths) - 1
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        maps = [self.input_transition(x)]  # (B, 16, D, H, W)
+        for i in range(1, self.depth + 1):
+            maps.append(getattr(self, f"down_conv{i}")(maps[-1]))  # (B, w_i, D/2^i, ...)
+        return maps
+
+
+class HierarchicalFusion(nn.Module):
+    """HMFL pooling (Eq. 4): adaptive max pooling of the fused maps at ``levels`` -> one vector."""
+
+    def __init__(self, levels: Sequence[int]):
+        super().__init__()
+        self.levels = tuple(levels)
+
+    def forward(self, fused: Sequence[torch.Tensor]) -> torch.Tensor:
+        pooled = [torch.amax(fused[i].flatten(2), dim=2) for i in self.levels]  # (B, C_i) each
+        return torch.cat(pooled, 1)  # (B, sum C_i)
+
+
+class Classifier(nn.Module):
+    """Fully connected layers: Linear -> ReLU -> Dropout per hidden layer, then Linear to logits
+    (paper: "three fully connected layers ... ReLU and dropout 0.5")."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int] = HIDDEN, dropout: float = 0.5,
+                 n_classes: int = 2):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [nn.Linear(in_features, width), nn.ReLU(), nn.Dropout(dropout)]
+            in_features = width
+        layers.append(nn.Linear(in_features, n_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)  # (B, n_classes)
+
+
+class CHMFL(nn.Module):
+    """CHMFL: PET and CT branches, HMFL over 5 scales, CFL decoder (Eq. 1).
+
+    ``norm``: "batch" (paper) | "group4" | "group8" | "group16" (Table SIII, channels per
+    group) | "instance". ``encoder_residual``: add V-Net residual stacks to the encoder.
+    ``decoder_convs``/``decoder_kernel``/``decoder_style``: convs, kernel and form of each
+    decoder residual unit (default: Table SI's widths, 2 convs of 5x5x5 per level;
+    ``decoder_style="vnet"`` keeps V-Net's concatenated widths, e.g. with convs 2, 2, 1, 1).
+    ``hidden``/``dropout``: the FC head.
+    """
+
+    segments = True  # has the CFL decoder: trained with Eq. (1)
+    needs_mask = False  # tumour mask as an input channel
+    uses_handcrafted = False
+    n_features = 0
+    is_2d = False
+    hmfl = True  # classify from all 5 scales (False: deepest fused map only)
+
+    def __init__(self, norm: str = "batch", encoder_residual: bool = False,
+                 decoder_convs: Sequence[int] = DECODER_CONVS, decoder_kernel: int = 5,
+                 hidden: Sequence[int] = HIDDEN, dropout: float = 0.5, widths: Sequence[int] = WIDTHS,
+                 decoder_style: str = "tableSI"):
+        super().__init__()
+        widths = tuple(widths)
+        cin = 2 if self.needs_mask else 1
+        self.pet_encoder = Encoder(cin, widths, norm, encoder_residual)
+        self.ct_encoder = Encoder(cin, widths, norm, encoder_residual)
+        levels = tuple(range(len(widths))) if self.hmfl else (len(widths) - 1,)
+        self.fusion = HierarchicalFusion(levels)
+        self.classifier = Classifier(sum(2 * widths[i] for i in levels), hidden, dropout)
+        self.decoder = None
+        if self.segments:
+            fused = [2 * w for w in widths]
+            ups = tuple(max(w // 2, 1) for w in widths[1:])[::-1]  # 128, 64, 32, 16
+            self.decoder = ConstrainedDecoder(fused[-1], fused[-2::-1], ups, tuple(decoder_convs),
+                                              decoder_kernel, norm, style=decoder_style)
+        init_he(self)
+
+    def forward(self, pet: torch.Tensor, ct: torch.Tensor, mask: torch.Tensor | None = None,
+                features: torch.Tensor | None = None) -> ModelOutput:
+        check_min_size(pet, MIN_SIZE, type(self).__name__)
+        if self.needs_mask:
+            if mask is None:
+                raise ChmflError(f"{type(self).__name__} needs the tumour mask as input")
+            pet, ct = torch.cat([pet, mask.to(pet.dtype)], 1), torch.cat([ct, mask.to(ct.dtype)], 1)
+        pet_maps, ct_maps = self.pet_encoder(pet), self.ct_encoder(ct)
+        fused = [torch.cat([p, c], 1) for p, c in zip(pet_maps, ct_maps)]  # (B, 2 w_i, ...) per scale
+        vector = self.fusion(fused)  # (B, 992) with HMFL, (B, 512) without
+        logits = self.classifier(vector)
+        seg = self.decoder(fused[-1], fused[-2::-1]) if self.decoder is not None else None
+        return ModelOutput(logits=logits, seg_logits=seg, features=vector)
+
+
+class CFL(CHMFL):
+    """CFL ablation: CHMFL without HMFL, classifying from the deepest fused map only."""
+
+    hmfl = False
+
+
+class MaskHMFL(CHMFL):
+    """Mask+HMFL ablation: CHMFL without the CFL decoder; each branch takes 2 channels,
+    the modality and the tumour mask (needed at inference too)."""
+
+    segments = False
+    needs_mask = True
+
+    def __init__(self, norm: str = "batch", encoder_residual: bool = False,
+                 hidden: Sequence[int] = HIDDEN, dropout: float = 0.5, widths: Sequence[int] = WIDTHS):
+        super().__init__(norm=norm, encoder_residual=encoder_residual, hidden=hidden,
+                         dropout=dropout, widths=widths)

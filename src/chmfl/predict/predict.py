@@ -1,0 +1,156 @@
+"""Predicting new patients with a saved model: DM probability and tumour mask, no contour needed.
+
+The patient is prepared exactly as the model's training patients were (the model folder holds
+that preprocessing config). The box is centred on the contour when one is given, on
+``--center``, or else on the PET hotspot (``preprocess.box.pet_hotspot``). The predicted mask
+is resampled from the box back onto the original CT grid (linear interpolation of the binary
+mask, threshold 0.5) so it overlays the CT voxel for voxel. Outputs carry the patient ID only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from chmfl import __version__
+from chmfl.data.cases import CaseData
+from chmfl.errors import ChmflError
+from chmfl.fsutil import atomic_dir
+from chmfl.io.imageio import read_image, write_image
+from chmfl.io.volume import Volume
+from chmfl.preprocess.cache_format import CaseArrays
+from chmfl.preprocess.config import PrepareConfig
+from chmfl.preprocess.pipeline import preprocess_case
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PatientInput:
+    """One new patient: image paths (DICOM folders or image files) and an optional contour/centre."""
+
+    patient_id: str | None
+    ct: Path
+    pet: Path
+    rtstruct: Path | None = None
+    roi: str | None = None
+    center: tuple[float, float, float] | None = None
+
+
+class Predictor:
+    """A saved model plus its preprocessing, ready for new patients."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        from chmfl.methods.neural import read_model_config
+        from chmfl.methods.registry import load_method
+
+        self.model_dir = Path(model_dir)
+        cfg = read_model_config(self.model_dir)
+        prep = cfg.get("preprocess")
+        if not prep or "config" not in prep:
+            raise ChmflError(f"{model_dir}: the model holds no preprocessing config (train it with 'chmfl train')")
+        self.prepare = PrepareConfig.from_dict(prep["config"])
+        self.method = load_method(self.model_dir)
+        self.name = cfg["method"]
+
+    def _needs_contour(self) -> bool:
+        from chmfl.models import MODELS
+
+        model = getattr(self.method, "model", None)
+        if model in MODELS:
+            return bool(MODELS[model].needs_mask or getattr(MODELS[model], "uses_handcrafted", False))
+        return True  # classical methods read features inside the contour
+
+    def prepare_patient(self, p: PatientInput) -> tuple[CaseArrays, Volume]:
+        ct = read_image(p.ct)
+        pet = read_image(p.pet, suv=self.prepare.suv)
+        mask = None
+        if p.rtstruct is not None:
+            from chmfl.io.rtstruct import read_rtstruct_mask
+
+            mask = read_rtstruct_mask(p.rtstruct, ct, roi=p.roi)
+        elif self._needs_contour():
+            raise ChmflError(f"method {self.name} needs a tumour contour: give --rtstruct")
+        pid = p.patient_id or ct.meta.get("patient_id") or Path(p.ct).name.split(".")[0]
+        arrays = preprocess_case(str(pid), ct, pet, mask, self.prepare, center_xyz=p.center)
+        return arrays, ct
+
+    def predict(self, p: PatientInput) -> tuple[dict, Volume | None, Volume]:
+        """(prediction record, predicted mask on the CT grid or None, the CT volume)."""
+        arrays, ct = self.prepare_patient(p)
+        case = CaseData(arrays.patient_id, None, arrays=arrays)
+        if hasattr(self.method, "predict_all"):
+            out = self.method.predict_all([case])
+        else:
+            out = {"probability": np.asarray(self.method.predict_proba([case]))}
+        record = {
+            "patient_id": arrays.patient_id,
+            "probability": float(out["probability"][0]),
+            "model": {"method": self.name, "path": str(self.model_dir.resolve()), "chmfl_version": __version__},
+            "preprocessing": {
+                "config": self.prepare.to_dict(), "center_xyz_mm": list(arrays.center),
+                "center_method": arrays.meta.get("center_method"),
+            },
+        }
+        mask = None
+        if "mask" in out:
+            mask = box_mask_to_grid(arrays.volume("ct").with_array(out["mask"][0]), ct)
+            record["tumour_volume_ml"] = float(mask.array.sum() * np.prod(ct.spacing) / 1000.0)
+        return record, mask, ct
+
+
+def box_mask_to_grid(box_mask: Volume, reference: Volume) -> Volume:
+    """Resample a binary box mask onto ``reference``'s grid without shifting it."""
+    ref = sitk.Image(*reference.shape[::-1], sitk.sitkUInt8)
+    ref.SetSpacing(reference.spacing[::-1])
+    ref.SetOrigin(reference.origin)
+    ref.SetDirection(reference.direction)
+    src = Volume(box_mask.array.astype(np.float32), box_mask.spacing, box_mask.origin, box_mask.direction)
+    res = sitk.Resample(src.to_sitk(), ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    arr = (sitk.GetArrayFromImage(res) >= 0.5).astype(np.uint8)
+    return Volume(arr, reference.spacing, reference.origin, reference.direction)
+
+
+def write_prediction(out_dir: Path, record: dict, mask: Volume | None, ct_path: Path) -> None:
+    """prediction.json, mask.nii.gz and (for a DICOM CT) mask_seg.dcm in ``out_dir``."""
+    if mask is not None:
+        write_image(mask, out_dir / "mask.nii.gz")
+        record["mask"] = "mask.nii.gz"
+        if Path(ct_path).is_dir():
+            from chmfl.io.seg import write_dicom_seg
+
+            if mask.array.any():
+                write_dicom_seg(mask, ct_path, out_dir / "mask_seg.dcm", label="Tumour", algorithm=f"chmfl {record['model']['method']}")
+                record["dicom_seg"] = "mask_seg.dcm"
+            else:
+                record["dicom_seg"] = None
+                log.warning("%s: empty predicted mask, no DICOM SEG written", record["patient_id"])
+    (out_dir / "prediction.json").write_text(json.dumps(record, indent=2))
+
+
+def predict_patients(model_dir: str | Path, patients: list[PatientInput], out: str | Path) -> Path:
+    """Predict each patient; one patient -> files in ``out``; several -> ``out/<id>/`` + predictions.csv."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    if not patients:
+        raise ChmflError("no patients to predict")
+    predictor = Predictor(model_dir)
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        rows = []
+        for p in tqdm(patients, desc="patients", disable=len(patients) < 2):
+            record, mask, _ = predictor.predict(p)
+            target = tmp if len(patients) == 1 else tmp / record["patient_id"]
+            target.mkdir(parents=True, exist_ok=True)
+            write_prediction(target, record, mask, p.ct)
+            rows.append({"patient_id": record["patient_id"], "probability": record["probability"],
+                         "model": predictor.name, "center_method": record["preprocessing"]["center_method"]})
+        if len(patients) > 1:
+            pd.DataFrame(rows).to_csv(tmp / "predictions.csv", index=False)
+    return out

@@ -1,0 +1,53 @@
+"""Reading one ``Case`` into Volumes (CT in HU, PET in SUV, the chosen tumour mask).
+
+The only place in ``preprocess`` that touches files, through ``chmfl.io``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from chmfl.cohort.case import Case, MaskSource
+from chmfl.errors import ChmflError
+from chmfl.io.volume import Volume
+from chmfl.preprocess.config import PrepareConfig
+
+
+def read_modality(path: Path, suv: str = "bw") -> Volume:
+    """A DICOM series folder (PET converted to SUV) or an image file (PET assumed SUV)."""
+    if Path(path).is_dir():
+        from chmfl.io.dicom import read_dicom_series
+
+        return read_dicom_series(path, suv=suv)
+    from chmfl.io.imageio import read_image
+
+    return read_image(path)
+
+
+def read_mask(source: MaskSource, reference: Volume, roi: str | None = None) -> Volume:
+    """The tumour mask (uint8 {0, 1}) on ``reference``'s grid (RTSTRUCT) or its own (label)."""
+    if source.kind == "rtstruct":
+        from chmfl.io.rtstruct import read_rtstruct_mask
+
+        mask = read_rtstruct_mask(source.path, reference, roi=roi or source.roi)
+    else:
+        from chmfl.io.imageio import read_image
+
+        mask = read_image(source.path)
+    arr = np.asarray(mask.array)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ChmflError(f"mask {source.path} has NaN/inf voxels")
+    return mask.with_array((arr > 0).astype(np.uint8))
+
+
+def load_case_volumes(case: Case, config: PrepareConfig) -> tuple[Volume, Volume, Volume | None]:
+    """(CT, PET, mask or None) of ``case``; the mask drawn on ``config.mask_from`` if present."""
+    ct = read_modality(case.ct, config.suv)
+    pet = read_modality(case.pet, config.suv)
+    source = case.mask_for(config.mask_from)
+    if source is None:
+        return ct, pet, None
+    reference = pet if source.drawn_on == "pet" else ct
+    return ct, pet, read_mask(source, reference, config.roi)

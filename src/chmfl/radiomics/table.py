@@ -1,0 +1,111 @@
+"""Per-patient handcrafted feature vectors and the cohort table, memoised.
+
+Several methods (hc-rf, mor-3dcnn, 3dmcl) need the same features in every fold and repeat, so
+``feature_table`` extracts each patient once per process (memo keyed by cache file, its mtime
+and the settings hash) and, given ``cache_dir``, once per machine (one JSON per patient).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from chmfl.data.cases import CaseData
+from chmfl.fsutil import atomic_path
+from chmfl.preprocess.cache_format import CaseArrays
+from chmfl.radiomics.extract import extract_features, params_hash
+
+_MEMO: dict[str, dict[str, float]] = {}
+
+
+def case_features(arrays: CaseArrays) -> dict[str, float]:
+    """Features of one case: ``pet_*`` from ``pet_suv``, ``ct_*`` from ``ct_hu`` and, once,
+    ``shape_*`` from the contour (shape does not depend on the modality)."""
+    ct = extract_features(arrays.ct_hu, arrays.mask, arrays.spacing, "ct")
+    pet = extract_features(arrays.pet_suv, arrays.mask, arrays.spacing, "pet")
+    out = {k: v for k, v in ct.items() if k.startswith("shape_")}
+    out.update({f"ct_{k}": v for k, v in ct.items() if not k.startswith("shape_")})
+    out.update({f"pet_{k}": v for k, v in pet.items()})
+    return out
+
+
+def case_key(case: CaseData) -> str:
+    """What identifies a case's features: its cache file (path, mtime, size) or, for
+    in-memory cases, a hash of its arrays; always with the settings hash."""
+    h = hashlib.sha1(params_hash().encode())
+    if case.arrays is None and case.path is not None:
+        p = Path(case.path)
+        st = p.stat()
+        h.update(f"{p.resolve()}|{st.st_mtime_ns}|{st.st_size}".encode())
+    else:
+        a = case.load()
+        for arr in (a.ct_hu, a.pet_suv, a.mask):
+            if arr is not None:
+                h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(np.asarray(a.spacing, float).tobytes())
+    return h.hexdigest()[:20]
+
+
+def _disk_path(cache_dir: Path, case: CaseData, key: str) -> Path:
+    return Path(cache_dir) / f"{case.patient_id}-{key}.json"
+
+
+def _read_disk(path: Path) -> dict[str, float] | None:
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text())
+    return {k: (math.nan if v is None else float(v)) for k, v in raw["features"].items()}
+
+
+def _write_disk(path: Path, case: CaseData, feats: dict[str, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean = {k: (None if not math.isfinite(v) else v) for k, v in feats.items()}
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps({"patient_id": case.patient_id, "features": clean}))
+
+
+def _compute(case: CaseData) -> dict[str, float]:
+    return case_features(case.load())
+
+
+def feature_table(cases: Sequence[CaseData], n_jobs: int = 1, cache_dir: str | Path | None = None) -> pd.DataFrame:
+    """One row per case (index ``patient_id``), one column per feature; NaN where a
+    contour was too small. Extracts only what neither memo holds, ``n_jobs`` at a time."""
+    keys = [case_key(c) for c in cases]
+    todo = []
+    for case, key in zip(cases, keys):
+        if key in _MEMO:
+            continue
+        cached = _read_disk(_disk_path(Path(cache_dir), case, key)) if cache_dir else None
+        if cached is not None:
+            _MEMO[key] = cached
+        else:
+            todo.append((case, key))
+    if todo:
+        results = _run([c for c, _ in todo], n_jobs)
+        for (case, key), feats in zip(todo, results):
+            _MEMO[key] = feats
+            if cache_dir:
+                _write_disk(_disk_path(Path(cache_dir), case, key), case, feats)
+    rows = [_MEMO[k] for k in keys]
+    table = pd.DataFrame(rows, index=pd.Index([c.patient_id for c in cases], name="patient_id"))
+    return table.astype(float)
+
+
+def _run(cases: list[CaseData], n_jobs: int) -> list[dict[str, float]]:
+    if n_jobs == 1 or len(cases) == 1:
+        return [_compute(c) for c in cases]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=n_jobs)(delayed(_compute)(c) for c in cases)
+
+
+def clear_memo() -> None:
+    """Forget the in-process memo (tests; after changing settings files)."""
+    _MEMO.clear()

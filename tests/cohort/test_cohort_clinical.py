@@ -1,0 +1,109 @@
+"""Labels from the TCIA clinical sheet and from a labels CSV."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from chmfl.cohort.clinical import (
+    EXCLUDED_RECURRENCE,
+    ClinicalRecord,
+    label_counts,
+    parse_outcome,
+    read_clinical,
+)
+from chmfl.errors import ChmflError
+
+
+def test_real_sheet_label_counts(clinical_xlsx):
+    records = read_clinical(clinical_xlsx)
+    assert len(records) == 51  # the notes rows at the bottom are not patients
+    counts = label_counts(records)
+    assert (counts["dm"], counts["no_dm"], counts["excluded"]) == (24, 24, 3)
+    assert (counts["lung_mets"], counts["no_lung_mets"]) == (19, 32)
+    excluded = sorted(r.patient_id for r in records.values() if r.dm is None)
+    assert all(records[p].exclusion == EXCLUDED_RECURRENCE for p in excluded)
+    assert all(records[p].outcome.startswith("recurrence") for p in excluded)
+
+
+def test_real_sheet_lung_mets_agree_with_outcome(clinical_xlsx):
+    """The 'Outcome vector' sheet's LungMets is exactly 'Mets – lungs' in the main sheet."""
+    records = read_clinical(clinical_xlsx)
+    for r in records.values():
+        assert r.lung_mets == int(r.outcome == "mets-lungs"), r.patient_id
+        if r.lung_mets:
+            assert r.dm == 1
+
+
+def test_real_sheet_time_to_event(clinical_xlsx):
+    records = read_clinical(clinical_xlsx)
+    for r in records.values():
+        assert r.status in ("NED", "AWD", "D")
+        assert r.days_to_last_followup is not None and r.days_to_last_followup > 0
+        if r.event:
+            assert r.time_days == r.days_to_outcome <= r.days_to_last_followup
+        else:
+            assert r.days_to_outcome is None and r.time_days == r.days_to_last_followup
+    assert sum(r.event == 1 for r in records.values()) == 27  # 24 metastases + 3 recurrences
+
+
+def test_records_carry_no_identifying_fields(clinical_xlsx):
+    record = next(iter(read_clinical(clinical_xlsx).values()))
+    fields = set(record.__dataclass_fields__)
+    assert not fields & {"name", "birth_date", "age", "sex", "address"}
+    assert set(record.as_row()) <= fields
+
+
+@pytest.mark.parametrize(
+    ("value", "dm", "outcome"),
+    [
+        ("Mets \u2013 lungs", 1, "mets-lungs"),
+        ("Mets - bones", 1, "mets-bones"),
+        ("--", 0, "none"),
+        ("Recurrence \u2013 local", None, "recurrence-local"),
+        ("Recurrence \u2013 regional", None, "recurrence-regional"),
+        (float("nan"), None, ""),
+    ],
+)
+def test_parse_outcome(value, dm, outcome):
+    got_dm, got_outcome, exclusion = parse_outcome(value)
+    assert (got_dm, got_outcome) == (dm, outcome)
+    assert bool(exclusion) == (dm is None)
+
+
+def test_labels_csv(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("patient_id,dm,lung_mets\nA,1,1\nB,0,0\nC,,0\n")
+    records = read_clinical(path)
+    assert records["A"] == ClinicalRecord("A", 1, lung_mets=1)
+    assert records["B"].dm == 0
+    assert records["C"].dm is None and records["C"].exclusion
+
+
+def test_labels_csv_missing_column(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("patient,label\nA,1\n")
+    with pytest.raises(ChmflError, match="lacks column"):
+        read_clinical(path)
+
+
+def test_labels_csv_bad_value(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("patient_id,dm\nA,2\n")
+    with pytest.raises(ChmflError, match="dm of A must be 0 or 1"):
+        read_clinical(path)
+
+
+def test_sheet_without_expected_columns(tmp_path):
+    path = tmp_path / "sheet.xlsx"
+    pd.DataFrame({"Patient ID": ["STS_001"], "Grade": ["High"]}).to_excel(
+        path, sheet_name="Clinical Information", index=False)
+    with pytest.raises(ChmflError, match=r"lacks column.*outcome"):
+        read_clinical(path)
+
+
+def test_unknown_clinical_format(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_text("{}")
+    with pytest.raises(ChmflError, match="expected .xlsx or .csv"):
+        read_clinical(path)

@@ -1,0 +1,111 @@
+"""Cross-validation runner on a synthetic cache: the results-folder contract, determinism,
+resume after an interruption, finished folds not re-run, bad input refused cleanly."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from chmfl.cli.main import main
+from chmfl.cv import runner as runner_mod
+from chmfl.cv.experiment import Experiment, MethodRun
+from chmfl.cv.runner import RunOptions, run_experiment
+from tests.synthetic import write_cache
+
+TINY = {"widths": [4, 8, 16, 32, 64], "decoder_convs": [1, 1, 1, 1], "decoder_kernel": 3}
+TRAIN = {"epochs": 1, "batch_size": 2, "precision": "32"}
+
+
+def _exp(*runs: MethodRun) -> Experiment:
+    return Experiment("custom", "test", runs, reference=runs[-1].label, folds=2, train=TRAIN)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return write_cache(tmp_path_factory.mktemp("cache"), n=12)
+
+
+@pytest.fixture(scope="module")
+def finished(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("res")
+    exp = _exp(MethodRun("suvmax-volume"), MethodRun("chmfl", model_kwargs=TINY))
+    run_experiment(exp, cache, out, RunOptions(seed=1, progress=False))
+    return out
+
+
+def test_results_folder_contract(finished):
+    for name in ("config.yaml", "splits.json", "predictions.csv", "metrics.csv", "timing.csv"):
+        assert (finished / name).is_file(), name
+    preds = pd.read_csv(finished / "predictions.csv")
+    assert list(preds.columns) == ["method", "repeat", "fold", "patient_id", "label", "probability"]
+    label = "chmfl[widths=[4, 8, 16, 32, 64],decoder_convs=[1, 1, 1, 1],decoder_kernel=3]"
+    assert set(preds["method"]) == {"suvmax-volume", label}
+    assert len(preds) == 2 * 12  # every included patient once per method; the excluded one never
+    metrics = pd.read_csv(finished / "metrics.csv", dtype={"fold": str})
+    assert list(metrics.columns) == ["method", "repeat", "fold", "metric", "value"]
+    assert {"0", "1", "all"} <= set(metrics["fold"])
+    assert {"auc", "accuracy", "dsc"} <= set(metrics["metric"])  # dsc from the segmenting method
+    cfg = yaml.safe_load((finished / "config.yaml").read_text())
+    assert cfg["data"]["n_patients"] == 12 and cfg["data"]["excluded"] == {"P012": "local recurrence only"}
+    assert cfg["chmfl_version"] and "hardware" in cfg and cfg["options"]["seed"] == 1
+    fold = finished / label / "repeat_0" / "fold_0"
+    for name in ("done.json", "predictions.csv", "log.csv", "embeddings.csv", "model/config.json"):
+        assert (fold / name).is_file(), name
+    assert len(list((fold / "masks").glob("*.nii.gz"))) == 6
+    assert not (fold / "work").exists()  # checkpoints removed once a fold is done
+
+
+def test_same_run_twice_is_identical(finished, cache, tmp_path):
+    exp = _exp(MethodRun("suvmax-volume"), MethodRun("chmfl", model_kwargs=TINY))
+    run_experiment(exp, cache, tmp_path, RunOptions(seed=1, progress=False))
+    a = pd.read_csv(finished / "predictions.csv")
+    b = pd.read_csv(tmp_path / "predictions.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert json.loads((tmp_path / "splits.json").read_text()) == json.loads((finished / "splits.json").read_text())
+
+
+def test_interrupted_run_resumes_and_skips_finished_folds(finished, cache, tmp_path, monkeypatch):
+    exp = _exp(MethodRun("suvmax-volume"), MethodRun("chmfl", model_kwargs=TINY))
+    real = runner_mod.run_fold
+    calls = []
+
+    def interrupt_after_two(job, train, test, progress=True):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(job.label)
+        return real(job, train, test, progress)
+
+    monkeypatch.setattr(runner_mod, "run_fold", interrupt_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(exp, cache, tmp_path, RunOptions(seed=1, progress=False))
+    monkeypatch.setattr(runner_mod, "run_fold", real)
+    done = sorted(tmp_path.glob("*/repeat_0/fold_*/done.json"))
+    assert len(done) == 2
+    stamps = [p.stat().st_mtime_ns for p in done]
+    run_experiment(exp, cache, tmp_path, RunOptions(seed=1, progress=False))
+    assert [p.stat().st_mtime_ns for p in done] == stamps  # finished folds were not re-run
+    pd.testing.assert_frame_equal(pd.read_csv(finished / "predictions.csv"),
+                                  pd.read_csv(tmp_path / "predictions.csv"))
+
+
+def test_other_run_in_same_folder_is_refused(finished, cache):
+    exp = _exp(MethodRun("suvmax-volume"))
+    from chmfl.errors import ChmflError
+
+    with pytest.raises(ChmflError, match="another run"):
+        run_experiment(Experiment("custom", "t", exp.methods, folds=3), cache, finished,
+                       RunOptions(seed=1, progress=False))
+
+
+def test_cli_bad_input_one_line_no_output(tmp_path, capsys):
+    out = tmp_path / "res"
+    rc = main(["cv", "--data", str(tmp_path / "nope"), "--methods", "chmfl", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "manifest.csv" in err
+    assert not out.exists()
+    rc = main(["cv", "--data", str(tmp_path), "--methods", "no-such-method", "--out", str(out)])
+    assert rc == 2 and "unknown method" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,83 @@
+"""The neural training loop behind every network: shapes, determinism, exact resume, safe save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from chmfl.errors import ChmflError
+from chmfl.methods.neural import NeuralMethod
+from tests.synthetic import make_cases
+
+FAST = {"epochs": 2, "batch_size": 2, "precision": "32", "patience": 50}
+# ~0.5 M parameters instead of 12 M: the loop is what is tested here, not the network
+TINY = {"widths": (4, 8, 16, 32, 64), "decoder_convs": (1, 1, 1, 1), "decoder_kernel": 3}
+
+
+def _method(tmp_path=None, model="chmfl", **train):
+    return NeuralMethod("chmfl", model, TINY, train={**FAST, **train}, seed=3,
+                        workdir=tmp_path, progress=False)
+
+
+def test_fit_predict_shapes_and_masks():
+    cases = make_cases(6)
+    m = _method().fit(cases)
+    out = m.predict_all(cases)
+    assert out["probability"].shape == (6,)
+    assert np.all((out["probability"] >= 0) & (out["probability"] <= 1))
+    assert out["mask"].shape == (6, 16, 16, 16) and out["mask"].dtype == np.uint8
+    assert out["features"].shape[0] == 6
+    assert len(m.history_) == 2 and {"loss", "cls_loss", "seg_loss", "train_auc"} <= set(m.history_[0])
+
+
+def test_same_command_twice_gives_identical_predictions():
+    cases = make_cases(6)
+    p1 = _method(augment=True).fit(cases).predict_proba(cases)
+    p2 = _method(augment=True).fit(cases).predict_proba(cases)
+    np.testing.assert_array_equal(p1, p2)
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path):
+    cases = make_cases(6)
+    full = _method(tmp_path / "a", epochs=3, augment=True).fit(cases).predict_proba(cases)
+    _method(tmp_path / "b", epochs=2, augment=True).fit(cases)  # "interrupted" after epoch 2
+    assert (tmp_path / "b" / "checkpoint.pt").is_file()
+    resumed_m = _method(tmp_path / "b", epochs=3, augment=True).fit(cases)
+    assert [h["epoch"] for h in resumed_m.history_] == [1, 2, 3]
+    np.testing.assert_array_equal(full, resumed_m.predict_proba(cases))
+
+
+def test_save_load_round_trip(tmp_path):
+    cases = make_cases(4)
+    m = _method().fit(cases)
+    m.save(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["config.json", "weights.safetensors"]
+    m2 = NeuralMethod.load(tmp_path / "model")
+    np.testing.assert_allclose(m.predict_proba(cases), m2.predict_proba(cases), atol=1e-6)
+
+
+def test_not_a_model_folder_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text('{"hello": 1}')
+    with pytest.raises(ChmflError, match="not a chmfl model"):
+        NeuralMethod.load(tmp_path)
+
+
+def test_early_stopping_on_flat_loss():
+    cases = make_cases(4)
+    m = _method(epochs=30, patience=2, min_delta=0.9, lr=0.0).fit(cases)  # lr 0: the loss cannot drop 90%
+    assert len(m.history_) == 3
+
+
+def test_classifier_only_network_ignores_mask_and_w():
+    cases = make_cases(4)
+    m = NeuralMethod("cnn3d-petct", "cnn3d", {"modality": "petct"}, train=FAST, progress=False).fit(cases)
+    assert m.history_[0]["seg_loss"] == 0.0
+    assert "mask" not in m.predict_all(cases)
+
+
+def test_bf16_request_runs(monkeypatch):
+    torch.manual_seed(0)
+    cases = make_cases(2)
+    m = _method(epochs=1, precision="bf16").fit(cases)
+    assert np.isfinite(m.predict_proba(cases)).all()

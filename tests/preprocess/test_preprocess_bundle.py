@@ -1,0 +1,54 @@
+"""The demo bundle in the package equals a fresh ``prepare`` of the same patients."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from chmfl.data.cases import load_cases, load_manifest
+from chmfl.preprocess.bundle import BUNDLE_CONFIG, demo_cache_dir
+from chmfl.preprocess.cache_format import load_case
+from chmfl.preprocess.prepare import prepare_cohort
+
+BUNDLE = demo_cache_dir()
+pytestmark = pytest.mark.skipif(not (BUNDLE / "manifest.csv").is_file(),
+                                reason="no demo bundle in src/chmfl/demo_data (run 'chmfl data bundle')")
+PATIENTS = ("STS_012", "STS_019", "STS_051")
+
+
+def test_bundle_content():
+    df = load_manifest(BUNDLE)
+    assert len(df) == 51
+    assert ((df.dm == 1).sum(), (df.dm == 0).sum(), df.dm.isna().sum()) == (24, 24, 3)
+    assert (df.lung_mets == 1).sum() == 19
+    doc = yaml.safe_load((BUNDLE / "prepare_config.yaml").read_text())
+    assert doc["config_hash"] == BUNDLE_CONFIG.hash() and "/" not in doc["source"]
+    licence = (BUNDLE / "LICENSE.txt").read_text()
+    for needle in ("CC BY 3.0", "10.7937/K9/TCIA.2015.7GO2GSKS", "60(14):5471", "Clark"):
+        assert needle in licence
+    cases = load_cases(BUNDLE)
+    assert len(cases) == 48
+    first = cases[0].load()
+    assert first.ct.shape == (36, 28, 28) and first.mask.sum() > 0
+    size = sum(p.stat().st_size for p in BUNDLE.rglob("*") if p.is_file())
+    assert size < 8e6
+
+
+def test_bundle_matches_a_fresh_prepare(sts_dir, clinical_xlsx, tmp_path):
+    src = tmp_path / "src"
+    for pid in PATIENTS:
+        shutil.copytree(sts_dir / pid, src / pid)
+    fresh = prepare_cohort(src, tmp_path / "cache", clinical_xlsx, BUNDLE_CONFIG, progress=False)
+    bundled = load_manifest(BUNDLE).set_index("patient_id")
+    for row in fresh.manifest.itertuples():
+        a = load_case(tmp_path / "cache" / row.path)
+        b = load_case(BUNDLE / bundled.loc[row.patient_id, "path"])
+        for key in ("ct", "pet", "ct_hu", "pet_suv", "mask"):
+            np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=f"{row.patient_id} {key}")
+        assert a.origin == b.origin and a.spacing == b.spacing
+        want, got = row.dm, bundled.loc[row.patient_id, "dm"]
+        assert (pd.isna(want) and pd.isna(got)) or int(want) == int(got)

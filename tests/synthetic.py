@@ -1,0 +1,50 @@
+"""Tiny synthetic patients for unit tests: a bright 'tumour' whose size and uptake carry the label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from chmfl.data.cases import CaseData
+from chmfl.preprocess.cache_format import CaseArrays, save_case
+
+
+def make_case(pid: str, label: int, shape=(16, 16, 16), seed: int = 0) -> CaseArrays:
+    """A box with a sphere whose radius and SUV grow with the label (plus noise)."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.indices(shape)
+    c = np.array(shape) / 2 + rng.uniform(-1.5, 1.5, 3)
+    r = (3.0 if label else 2.0) + rng.uniform(-0.5, 0.5)
+    mask = (((z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2) <= r * r).astype(np.uint8)
+    suv = 1.0 + rng.normal(0, 0.2, shape) + mask * (6.0 if label else 3.0)
+    hu = rng.normal(0, 30, shape) + mask * 40.0
+    return CaseArrays(
+        patient_id=pid, ct=(hu / 100).astype(np.float32), pet=(suv / 5).astype(np.float32),
+        ct_hu=hu.astype(np.float32), pet_suv=suv.astype(np.float32), mask=mask,
+        spacing=(4.0, 4.0, 4.0), origin=(0.0, 0.0, 0.0), center=(32.0, 32.0, 32.0),
+    )
+
+
+def make_cases(n: int = 8, shape=(16, 16, 16), seed: int = 0) -> list[CaseData]:
+    """``n`` labelled in-memory cases, half DM."""
+    return [CaseData(f"P{i:03d}", i % 2, arrays=make_case(f"P{i:03d}", i % 2, shape, seed + i))
+            for i in range(n)]
+
+
+def write_cache(root: Path, n: int = 12, shape=(16, 16, 16), n_excluded: int = 1) -> Path:
+    """A cache folder as 'chmfl data prepare' writes it: npz files, manifest.csv, prepare_config.yaml."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n + n_excluded):
+        pid = f"P{i:03d}"
+        excluded = i >= n
+        label = i % 2
+        save_case(root / "h" / f"{pid}.npz", make_case(pid, label, shape, i))
+        rows.append({"patient_id": pid, "dm": None if excluded else label,
+                     "exclusion": "local recurrence only" if excluded else "",
+                     "path": f"h/{pid}.npz"})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    (root / "prepare_config.yaml").write_text("config: {voxel_mm: 4.0}\nhash: h\n")
+    return root
