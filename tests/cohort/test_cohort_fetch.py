@@ -41,8 +41,12 @@ def test_fetch_from_local_copy(local_copy, tmp_path, capsys):
     assert (dest / "sts-petct" / "STS_001" / "CT" / "image" / "000000.dcm").is_file()
     assert (dest / "sts-clinical" / fetch_mod.CLINICAL_NAME).is_file()
     assert "sts-petct" in capsys.readouterr().out
-    # a second fetch keeps what is there
+    # a second fetch keeps what is there; --from may also name the archive itself
     assert main(["data", "fetch", "sts", "--to", str(dest), "--from", str(local_copy)]) == 0
+    other = tmp_path / "data2"
+    assert main(["data", "fetch", "sts", "--to", str(other), "--from",
+                 str(local_copy / fetch_mod.ARCHIVE_NAME)]) == 0
+    assert (other / "sts-clinical" / fetch_mod.CLINICAL_NAME).is_file()
 
 
 def test_checksum_mismatch_leaves_nothing(local_copy, tmp_path, monkeypatch):

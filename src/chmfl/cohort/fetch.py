@@ -74,7 +74,9 @@ def _verify_tree(root: Path) -> None:
 
 
 def _local_file(src: Path, name: str, subdir: str) -> Path:
-    for cand in (src, src / name, src / subdir / name):
+    """``name`` given as ``src`` itself, or in ``src`` (or beside the file ``src``) or its ``subdir``."""
+    base = src if src.is_dir() else src.parent
+    for cand in (src, base / name, base / subdir / name):
         if cand.is_file() and cand.name == name:
             return cand
     raise ChmflError(f"{name} not found in {src} (looked for {name} and {subdir}/{name})")

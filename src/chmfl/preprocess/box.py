@@ -11,11 +11,10 @@ found from the PET alone:
 3. the centre is that region's SUV-weighted centroid, in patient coordinates.
 
 If nothing reaches the threshold, the region of smoothed SUV >= ``fraction`` x its maximum
-around the maximum is used instead. On the 48 labelled STS patients (IBSI crops, which also
-hold bladder and other hot structures: the SUVmax lies outside the tumour in 16 of them) this
-rule puts the centre at a median 10 mm from the contour centroid, where "the SUVmax region"
-gives 15 mm and misses far more often (docs/data.md has the numbers). A whole-body PET would
-need a body-part crop first.
+around the maximum is used instead. On the 48 labelled STS patients (IBSI crops, whose SUVmax
+lies outside the tumour in 16) this rule puts the centre a median 10 mm from the contour
+centroid, where "the SUVmax region" gives 15 mm and misses more often (docs/data.md has the
+numbers). A whole-body PET (brain, bladder in view) would need a body-part crop first.
 """
 
 from __future__ import annotations

@@ -159,6 +159,32 @@ def _execute(todo: list[tuple[Case, Path, str]], config: PrepareConfig, workers:
     return results
 
 
+def load_cohort(source: Path, clinical: str | Path | None, layout: str | None) -> tuple[list[Case], str, Path | None]:
+    """The labelled cases of ``source``, its layout and the clinical file used."""
+    layout = layout or detect_layout(source)
+    clinical = clinical or (default_clinical(source) if layout == "nnunet" else None)
+    records = read_clinical(clinical) if clinical else None
+    cases = attach_labels(find_cases(source, layout), records)
+    if records is not None:
+        unmatched = set(records) - {c.patient_id for c in cases}
+        if unmatched:
+            log.info("%d patient(s) of the clinical file have no images", len(unmatched))
+    return cases, layout, Path(clinical).resolve() if clinical else None
+
+
+def _plan(cases: list[Case], source: Path, cache_dir: Path) -> tuple[dict[str, dict], list]:
+    """Split into reusable case files (pid -> stored meta) and (case, target, fingerprint) to do."""
+    cached, todo = {}, []
+    for case in cases:
+        target, fp = cache_dir / f"{case.patient_id}.npz", source_fingerprint(case, source)
+        meta = _cached_meta(target) if target.is_file() else None
+        if meta and meta.get("source_fingerprint") == fp:
+            cached[case.patient_id] = meta
+        else:
+            todo.append((case, target, fp))
+    return cached, todo
+
+
 def prepare_cohort(
     source: str | Path,
     out: str | Path,
@@ -178,22 +204,9 @@ def prepare_cohort(
     start = time.perf_counter()
     config = config or PrepareConfig()
     source, out = Path(source).resolve(), Path(out)
-    layout = layout or detect_layout(source)
-    clinical = clinical or (default_clinical(source) if layout == "nnunet" else None)
-    records = read_clinical(clinical) if clinical else None
-    cases = attach_labels(find_cases(source, layout), records)
-    if records is not None:
-        unmatched = sorted(set(records) - {c.patient_id for c in cases})
-        if unmatched:
-            log.info("%d patient(s) of the clinical file have no images", len(unmatched))
+    cases, layout, clinical = load_cohort(source, clinical, layout)
     cache_dir = out / config.hash()
-    plan = []
-    for case in cases:
-        target = cache_dir / f"{case.patient_id}.npz"
-        plan.append((case, target, source_fingerprint(case, source)))
-    cached = {c.patient_id: m for c, t, fp in plan
-              if t.is_file() and (m := _cached_meta(t)) and m.get("source_fingerprint") == fp}
-    todo = [p for p in plan if p[0].patient_id not in cached]
+    cached, todo = _plan(cases, source, cache_dir)
     existed = {t for _, t, _ in todo if t.exists()}
     out_existed, cache_existed = out.exists(), cache_dir.exists()
     results = _execute(todo, config, workers, progress, not skip_bad, compresslevel)
@@ -206,8 +219,7 @@ def prepare_cohort(
                           failed.get(c.patient_id, "")) for c in cases]
     manifest = _write_manifest(out, rows)
     _write_config(out, config, {"source": str(source), "layout": layout,
-                                "clinical": str(Path(clinical).resolve()) if clinical else None,
-                                "n_patients": len(cases)})
+                                "clinical": str(clinical) if clinical else None, "n_patients": len(cases)})
     return PrepareResult(out, manifest, [p for p in results if p not in failed], sorted(cached),
                          failed, time.perf_counter() - start)
 
