@@ -27,7 +27,7 @@ DEMO_TRAIN = {"epochs": 12, "batch_size": 4, "augment": True, "lr": 1e-3, "patie
 
 
 def demo_experiment(full: bool = False) -> Experiment:
-    chmfl = MethodRun("chmfl") if full else MethodRun("chmfl", model_kwargs=DEMO_MODEL)
+    chmfl = MethodRun("chmfl") if full else MethodRun("chmfl", model_kwargs=DEMO_MODEL, name="chmfl[light]")
     return Experiment(
         name="demo", title="chmfl demo: 6-fold CV on the bundled 48-patient cohort (4 mm)",
         methods=(MethodRun("suvmax-volume"), MethodRun("hc-rf"), chmfl),

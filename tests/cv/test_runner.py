@@ -8,12 +8,12 @@ import json
 import pandas as pd
 import pytest
 import yaml
+from tests.synthetic import write_cache
 
 from chmfl.cli.main import main
 from chmfl.cv import runner as runner_mod
 from chmfl.cv.experiment import Experiment, MethodRun
 from chmfl.cv.runner import RunOptions, run_experiment
-from tests.synthetic import write_cache
 
 TINY = {"widths": [4, 8, 16, 32, 64], "decoder_convs": [1, 1, 1, 1], "decoder_kernel": 3}
 TRAIN = {"epochs": 1, "batch_size": 2, "precision": "32"}

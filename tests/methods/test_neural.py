@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tests.synthetic import make_cases
 
 from chmfl.errors import ChmflError
 from chmfl.methods.neural import NeuralMethod
-from tests.synthetic import make_cases
 
 FAST = {"epochs": 2, "batch_size": 2, "precision": "32", "patience": 50}
 # ~0.5 M parameters instead of 12 M: the loop is what is tested here, not the network
@@ -81,3 +81,33 @@ def test_bf16_request_runs(monkeypatch):
     cases = make_cases(2)
     m = _method(epochs=1, precision="bf16").fit(cases)
     assert np.isfinite(m.predict_proba(cases)).all()
+
+
+def test_bn_sample_statistics_equal_training_mode_and_leave_running_stats():
+    from chmfl.data.tensors import stack_cases
+    from chmfl.methods.training import predict_network
+    from chmfl.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("chmfl", dropout=0.0, **TINY)
+    data = stack_cases(make_cases(3, shape=(32, 32, 32)))  # > 1 voxel at the deepest level
+    net.train()
+    with torch.no_grad():  # batch 1 in train mode = normalisation by the sample's own statistics
+        expected = [torch.softmax(net(data.pet[i:i + 1], data.ct[i:i + 1]).logits, 1)[0, 1].item()
+                    for i in range(3)]
+    running = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
+    got = predict_network(net, data, bn_eval="sample")["probability"]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    for k, v in net.state_dict().items():
+        if "running" in k:
+            assert torch.equal(v, running[k]), k
+    assert not net.training and all(not m.training for m in net.modules())
+    default = predict_network(net, data)["probability"]
+    assert not np.allclose(default, got)  # running averages differ from per-sample statistics
+
+
+def test_fit_records_train_fold_diagnostics():
+    m = _method(bn_eval="sample").fit(make_cases(6, shape=(32, 32, 32)))
+    d = m.diagnostics_
+    assert set(d) == {"train_auc_last_epoch", "train_auc_eval_running", "train_auc_eval_sample"}
+    assert all(0.0 <= v <= 1.0 for v in d.values())

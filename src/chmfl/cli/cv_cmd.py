@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--method", required=True)
     p.add_argument("--pretrained", metavar="FILE", help="weights file (ResNet baselines)")
+    p.add_argument("--model-set", dest="model_sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a network option, e.g. --model-set decoder_kernel=3 (repeatable)")
     p.set_defaults(func=run_train)
 
 
@@ -93,6 +95,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from chmfl.cv.train import train_final
 
-    path = train_final(args.method, args.data, args.out, _options(args), pretrained=args.pretrained)
+    path = train_final(args.method, args.data, args.out, _options(args), pretrained=args.pretrained,
+                       model_kwargs=_parse_sets(args.model_sets))
     print(f"model: {path}")
     return 0

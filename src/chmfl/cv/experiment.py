@@ -2,8 +2,8 @@
 
 An experiment names its methods, folds, repeats, the reference method for the paper's
 t-tests, and the training settings. A method entry is a registry name, or a mapping
-``{method: NAME, train: {...}, model_kwargs: {...}, pretrained: KEY}`` for a variant; a
-variant's label in the results is ``NAME[key=value,...]``.
+``{method: NAME, train: {...}, model_kwargs: {...}, pretrained: KEY, label: LABEL}`` for a
+variant; a variant's label in the results is LABEL, or else ``NAME[key=value,...]``.
 """
 
 from __future__ import annotations
@@ -29,9 +29,12 @@ class MethodRun:
     train: dict[str, Any] = field(default_factory=dict)
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     pretrained: str | None = None  # key into the user's --pretrained KEY=FILE map
+    name: str | None = None  # explicit label for the results (default: method[key=value,...])
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
         parts = [f"{k}={v}" for k, v in {**self.train, **self.model_kwargs}.items()]
         if self.pretrained:
             parts.append(f"pretrained={self.pretrained}")
@@ -63,13 +66,13 @@ def _method_run(entry: Any) -> MethodRun:
         entry = {"method": entry}
     if not isinstance(entry, dict) or "method" not in entry:
         raise ChmflError(f"experiment method entry {entry!r} needs a 'method' name")
-    unknown = set(entry) - {"method", "train", "model_kwargs", "pretrained"}
+    unknown = set(entry) - {"method", "train", "model_kwargs", "pretrained", "label"}
     if unknown:
         raise ChmflError(f"experiment method entry has unknown keys: {', '.join(sorted(unknown))}")
     if entry["method"] not in METHODS:
         raise ChmflError(f"unknown method {entry['method']!r}; 'chmfl methods' lists them")
     return MethodRun(entry["method"], dict(entry.get("train") or {}),
-                     dict(entry.get("model_kwargs") or {}), entry.get("pretrained"))
+                     dict(entry.get("model_kwargs") or {}), entry.get("pretrained"), entry.get("label"))
 
 
 def parse_experiment(data: dict[str, Any]) -> Experiment:

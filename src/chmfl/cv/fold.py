@@ -133,6 +133,8 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
         "epochs": len(history) if history else None,
         "train": train_cfg.to_dict() if hasattr(train_cfg, "to_dict") else None,
         "n_train": len(train), "n_test": len(test),
+        "diagnostics": getattr(method, "diagnostics_", None),
+        **getattr(method, "run_info_", {}),
     }
     with atomic_path(done) as tmp:
         tmp.write_text(json.dumps(record, indent=2))

@@ -19,7 +19,7 @@ from chmfl.errors import ChmflError
 
 
 def train_final(method: str, cache: str | Path, out: str | Path, opts: RunOptions,
-                pretrained: str | None = None) -> Path:
+                pretrained: str | None = None, model_kwargs: dict | None = None) -> Path:
     """Fit ``method`` on all included patients of ``cache``; write ``out/model``."""
     from chmfl.methods.registry import METHODS
 
@@ -32,7 +32,7 @@ def train_final(method: str, cache: str | Path, out: str | Path, opts: RunOption
     if not prep_path.is_file():
         raise ChmflError(f"{cache} has no prepare_config.yaml: prepare it with 'chmfl data prepare'")
     prepare = yaml.safe_load(prep_path.read_text())
-    run = MethodRun(method)
+    run = MethodRun(method, model_kwargs=dict(model_kwargs or {}))
     exp = Experiment("train", "final model", (run,))
     out = Path(out)
     job = FoldJob(run, 0, 0, opts.seed, train_settings(exp, {}, opts), pretrained, out)

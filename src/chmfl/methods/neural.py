@@ -26,8 +26,8 @@ from chmfl.data.cases import CaseData, labels_of
 from chmfl.data.tensors import CaseTensors, stack_cases
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_dir
-from chmfl.methods.train_config import TrainConfig, resolve_precision
-from chmfl.methods.training import fit_network, predict_network
+from chmfl.methods.train_config import TrainConfig, resolve_accelerator, resolve_precision
+from chmfl.methods.training import fit_network, predict_network, saliency_maps
 
 MODEL_KIND = "chmfl-neural-method"
 
@@ -88,24 +88,48 @@ class NeuralMethod:
             n_features = self.feature_transform_.n_out
         data = self._tensors(cases)
         net = self._build(n_features)
+        accelerator = resolve_accelerator(self.train.accelerator)
+        self.run_info_ = {"device": accelerator, "precision": resolve_precision(self.train.precision, accelerator)}
         self.network_, self.history_ = fit_network(
             net, data, self.train, self.seed,
             workdir=Path(self.workdir) if self.workdir else None, progress=self.progress)
         self.n_features_ = n_features
+        self.diagnostics_ = self._diagnostics(data)
         return self
+
+    def _diagnostics(self, data: CaseTensors) -> dict[str, float]:
+        """Training-fold AUC of the trained network as it will predict, with BatchNorm on its
+        running averages and on each patient's own statistics: a gap between them (and the
+        last epoch's train-mode AUC) shows the train/eval mismatch without touching test data."""
+        from sklearn.metrics import roc_auc_score
+
+        y = data.labels.numpy()
+        out = {"train_auc_last_epoch": float(self.history_[-1]["train_auc"]) if self.history_ else float("nan")}
+        has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.network_.modules())
+        modes = ("running", "sample") if has_bn else ("running",)
+        precision = resolve_precision(self.train.precision, "cpu")
+        for mode in modes:
+            p = predict_network(self.network_, data, precision=precision, bn_eval=mode)["probability"]
+            out[f"train_auc_eval_{mode}"] = float(roc_auc_score(y, p)) if len(set(y)) == 2 else float("nan")
+        return out
 
     def _outputs(self, cases: Sequence[CaseData]) -> dict[str, np.ndarray]:
         if not hasattr(self, "network_"):
             raise ChmflError(f"method {self.name} is not fitted")
         precision = resolve_precision(self.train.precision, "cpu")
-        return predict_network(self.network_, self._tensors(cases), precision=precision)
+        return predict_network(self.network_, self._tensors(cases), precision=precision,
+                               bn_eval=self.train.bn_eval)
 
     def predict_proba(self, cases: Sequence[CaseData]) -> np.ndarray:
         return self._outputs(cases)["probability"]
 
-    def predict_all(self, cases: Sequence[CaseData]) -> dict[str, np.ndarray]:
-        """Probability, and mask / features where the network has them, in one pass."""
-        return self._outputs(cases)
+    def predict_all(self, cases: Sequence[CaseData], saliency: bool = True) -> dict[str, np.ndarray]:
+        """Probability, mask / features where the network has them, and input-gradient
+        saliency maps (Fig. 6) unless ``saliency=False``."""
+        out = self._outputs(cases)
+        if saliency:
+            out["saliency"] = saliency_maps(self.network_, self._tensors(cases), self.train.bn_eval)
+        return out
 
     @property
     def segments(self) -> bool:

@@ -35,6 +35,10 @@ class TrainConfig:
     devices: int | str = 1  # >1 -> DDP through Lightning Fabric
     num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
     deterministic: bool = True
+    # BatchNorm at prediction: "running" (PyTorch eval mode, the paper's implied default) or
+    # "sample" (each patient normalised by its own statistics, exactly as in training at
+    # batch size 1; see docs/training.md for why this matters on this cohort)
+    bn_eval: str = "running"
 
     def replace(self, **changes: Any) -> TrainConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}

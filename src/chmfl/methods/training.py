@@ -9,6 +9,7 @@ augmentations), so an interrupted fold ends with the same weights as an uninterr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -69,6 +70,19 @@ def _auc(labels: list[int], probs: list[float]) -> float:
     return float(roc_auc_score(labels, probs)) if len(set(labels)) == 2 else float("nan")
 
 
+def train_step(model, optimizer, fabric, b: CaseTensors, cfg: TrainConfig, memory_format):
+    """One optimiser step on batch ``b``: forward, Eq. (1), backward, Adam; returns the loss,
+    its parts and the network output (``chmfl bench`` times exactly this)."""
+    out = _forward(model, b, fabric.device, memory_format)
+    y = b.labels.to(fabric.device)
+    mask = None if b.mask is None else b.mask.to(fabric.device)
+    loss, parts = chmfl_loss(out, y, mask, cfg.seg_weight, cfg.seg_reduction)
+    optimizer.zero_grad(set_to_none=True)
+    fabric.backward(loss)
+    optimizer.step()
+    return loss, parts, out
+
+
 def train_epoch(model, optimizer, fabric, data: CaseTensors, cfg: TrainConfig, gen, memory_format) -> dict:
     """One pass over the training cases; returns the epoch's mean losses and training AUC."""
     model.train()
@@ -78,13 +92,7 @@ def train_epoch(model, optimizer, fabric, data: CaseTensors, cfg: TrainConfig, g
         b = data.batch(idx)
         if cfg.augment:
             b = augment(b, gen)
-        out = _forward(model, b, fabric.device, memory_format)
-        y = b.labels.to(fabric.device)
-        mask = None if b.mask is None else b.mask.to(fabric.device)
-        loss, parts = chmfl_loss(out, y, mask, cfg.seg_weight, cfg.seg_reduction)
-        optimizer.zero_grad(set_to_none=True)
-        fabric.backward(loss)
-        optimizer.step()
+        loss, parts, out = train_step(model, optimizer, fabric, b, cfg, memory_format)
         k = len(idx)
         n += k
         sums["loss"] += float(loss.detach()) * k
@@ -178,11 +186,43 @@ def fabric_unwrap(model: nn.Module) -> nn.Module:
     return getattr(inner, "module", inner) if isinstance(inner, nn.parallel.DistributedDataParallel) else inner
 
 
+@contextlib.contextmanager
+def bn_sample_statistics(model: nn.Module):
+    """BatchNorm normalises with each sample's own statistics (as in training at batch size 1)
+    instead of the running averages; running averages are left untouched (momentum 0);
+    dropout and everything else stay in eval mode."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    try:
+        for m in bns:
+            m.train()
+            m.momentum = 0.0
+        yield
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+            m.eval()
+
+
 @torch.no_grad()
 def predict_network(model: nn.Module, data: CaseTensors, precision: str = "32-true",
-                    batch_size: int = 4) -> dict[str, np.ndarray]:
-    """Eval-mode outputs for every case: DM probability, and masks / features when the model has them."""
+                    batch_size: int = 4, bn_eval: str = "running") -> dict[str, np.ndarray]:
+    """Eval-mode outputs for every case: DM probability, and masks / features when the model has them.
+
+    ``bn_eval``: "running" (PyTorch's eval mode: BatchNorm uses running averages) or
+    "sample" (each case normalised with its own statistics, one case at a time; see
+    ``bn_sample_statistics`` and docs/training.md).
+    """
     model.eval()
+    if bn_eval == "sample":
+        with bn_sample_statistics(model):
+            return _predict_batches(model, data, precision, batch_size=1)
+    if bn_eval != "running":
+        raise ValueError(f"bn_eval must be 'running' or 'sample', not {bn_eval!r}")
+    return _predict_batches(model, data, precision, batch_size)
+
+
+def _predict_batches(model: nn.Module, data: CaseTensors, precision: str, batch_size: int) -> dict[str, np.ndarray]:
     probs, masks, feats = [], [], []
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     for start in range(0, len(data), batch_size):
@@ -205,3 +245,29 @@ def predict_network(model: nn.Module, data: CaseTensors, precision: str = "32-tr
     if feats:
         result["features"] = torch.cat(feats).numpy()
     return result
+
+
+def saliency_maps(model: nn.Module, data: CaseTensors, bn_eval: str = "running") -> np.ndarray:
+    """Input-gradient saliency of the DM probability, one map per case (N, D, H, W) in [0, 1].
+
+    |d p(DM) / d input| summed over the PET and CT inputs, smoothed (Gaussian, 1 voxel) and
+    scaled to [0, 1] per case: which voxels move the prediction (Fig. 6's feature-map view).
+    Works for every network, 2D ones included (zero outside their slices).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    model.eval()
+    maps = []
+    ctx = bn_sample_statistics(model) if bn_eval == "sample" else contextlib.nullcontext()
+    with ctx:
+        for i in range(len(data)):
+            b = data.batch(torch.tensor([i]))
+            pet = b.pet.clone().requires_grad_(True)
+            ct = b.ct.clone().requires_grad_(True)
+            out = model(pet, ct, mask=b.mask, features=b.features)
+            torch.softmax(out.logits.float(), 1)[0, 1].backward()
+            g = (pet.grad.abs() + ct.grad.abs())[0, 0].numpy()
+            g = gaussian_filter(g, 1.0)
+            maps.append((g / g.max()) if g.max() > 0 else g)
+    model.zero_grad(set_to_none=True)
+    return np.stack(maps).astype(np.float32)

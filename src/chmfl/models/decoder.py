@@ -15,7 +15,14 @@ import torch
 from torch import nn
 
 from chmfl.errors import ChmflError
-from chmfl.models.blocks import CONV, FusionResidualUnit, ResidualUnit, conv_block, match_size, up_block
+from chmfl.models.blocks import (
+    CONV,
+    FusionResidualUnit,
+    ResidualUnit,
+    conv_block,
+    match_size,
+    up_block,
+)
 
 DECODER_STYLES = ("tableSI", "vnet")
 

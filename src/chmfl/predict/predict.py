@@ -85,7 +85,7 @@ class Predictor:
         arrays, ct = self.prepare_patient(p)
         case = CaseData(arrays.patient_id, None, arrays=arrays)
         if hasattr(self.method, "predict_all"):
-            out = self.method.predict_all([case])
+            out = self.method.predict_all([case], saliency=False)
         else:
             out = {"probability": np.asarray(self.method.predict_proba([case]))}
         record = {

@@ -1,0 +1,54 @@
+"""``BenchConfig``: what one ``chmfl bench`` run measures, as plain frozen data.
+
+Model presets name the network options a run uses. ``faithful`` is the paper's CHMFL (Table SI
+widths, 2 convs of 5x5x5 per decoder level); ``fast`` changes the arithmetic of the CFL
+decoder (kernel 3, one conv per level) and is therefore only ever used when asked for by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from chmfl.errors import ChmflError
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "faithful": {},
+    "fast": {"decoder_kernel": 3, "decoder_convs": (1, 1, 1, 1)},
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    voxel_mm: float = 1.0  # isotropic voxel size of the box (the paper: 1 mm)
+    precision: str = "auto"  # "32", "bf16" or "auto" (bf16 only where the CPU runs it natively)
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    interop_threads: int = 0  # torch inter-op threads; 0 = torch's default
+    repeats: int = 3  # timed runs per measurement (the median is reported)
+    warmup: int = 1  # untimed runs before them
+    channels_last: bool = False  # channels_last_3d memory format for CHMFL
+    fast_wgrad: bool = False  # CHMFL convolution weight gradients as large GEMMs (chmfl.bench.wgrad)
+    inplace_act: bool = False  # ELU in place (saves one activation per conv block)
+    compile: bool = False  # torch.compile (inductor) the CHMFL network
+    preset: str = "faithful"  # CHMFL model preset (PRESETS)
+    model_options: dict[str, Any] = field(default_factory=dict)  # extra CHMFL options
+    skip_vnet: bool = False
+    skip_matmul: bool = False
+    matmul_fp32_size: int = 2048  # square fp32 matmul size
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ChmflError(f"unknown bench preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.repeats < 1 or self.warmup < 0:
+            raise ChmflError(f"repeats must be >= 1 and warmup >= 0, got {self.repeats}, {self.warmup}")
+        if not self.voxel_mm > 0:
+            raise ChmflError(f"voxel size must be > 0 mm, got {self.voxel_mm}")
+
+    def chmfl_options(self) -> dict[str, Any]:
+        """Network options of the benchmarked CHMFL: the preset, then ``model_options``."""
+        return {**PRESETS[self.preset], **self.model_options}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,97 @@
+"""Predicting a new patient from a saved model: real DICOM, no contour, mask on the CT grid,
+DICOM SEG that reads back, clean refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+
+from chmfl.cli.main import main
+from chmfl.cv.runner import RunOptions
+from chmfl.cv.train import train_final
+from chmfl.io.imageio import read_image, write_image
+from chmfl.preprocess.bundle import demo_cache_dir
+
+TINY_TRAIN = {"epochs": 1, "batch_size": 4, "precision": "32"}
+
+
+def _small_cache(root, n=8):
+    """The first ``n`` labelled patients of the bundled (real, 4 mm) demo cache."""
+    src = demo_cache_dir()
+    manifest = pd.read_csv(src / "manifest.csv", dtype={"patient_id": str})
+    manifest = manifest[manifest["dm"].notna()].head(n)
+    for rel in manifest["path"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / rel, root / rel)
+    manifest.to_csv(root / "manifest.csv", index=False)
+    shutil.copy(src / "prepare_config.yaml", root / "prepare_config.yaml")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    cache = _small_cache(tmp_path_factory.mktemp("cache"))
+    out = tmp_path_factory.mktemp("model")
+    opts = RunOptions(seed=0, train=TINY_TRAIN, progress=False)
+    # a narrow CHMFL keeps this test fast; the saved folder is a real chmfl model all the same
+    tiny = {"widths": [4, 8, 16, 32, 64], "decoder_convs": [1, 1, 1, 1], "decoder_kernel": 3}
+    return train_final("chmfl", cache, out, opts, model_kwargs=tiny)
+
+
+def test_real_dicom_patient_without_contour(model_dir, sts_dir, tmp_path, capsys):
+    ct_dir, pet_dir = sts_dir / "STS_001" / "CT" / "image", sts_dir / "STS_001" / "PET" / "image"
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(model_dir), "--pet", str(pet_dir), "--ct", str(ct_dir),
+                 "--out", str(out)]) == 0
+    rec = json.loads((out / "prediction.json").read_text())
+    assert rec["patient_id"] == "STS_001" and 0.0 <= rec["probability"] <= 1.0
+    assert rec["preprocessing"]["center_method"] == "hotspot"  # no contour given
+    ct = read_image(ct_dir)
+    mask = read_image(out / "mask.nii.gz")
+    assert mask.shape == ct.shape
+    np.testing.assert_allclose(mask.spacing, ct.spacing, atol=1e-4)
+    np.testing.assert_allclose(mask.origin, ct.origin, atol=1e-3)
+    np.testing.assert_allclose(mask.direction, ct.direction, atol=1e-6)
+    text = json.dumps(rec)
+    assert "Name" not in text and "BirthDate" not in text
+    if rec.get("dicom_seg"):
+        import highdicom as hd
+
+        seg = hd.seg.segread(out / "mask_seg.dcm")
+        ds = pydicom.dcmread(out / "mask_seg.dcm")
+        assert ds.Modality == "SEG" and ds.PatientID == "STS_001"
+        arr = seg.get_volume().array if hasattr(seg, "get_volume") else None
+        assert arr is None or arr.sum() == mask.array.sum()
+
+
+def test_nifti_inputs_and_given_centre(model_dir, sts_dir, tmp_path):
+    ct = read_image(sts_dir / "STS_002" / "CT" / "image")
+    pet = read_image(sts_dir / "STS_002" / "PET" / "image")
+    write_image(ct, tmp_path / "ct.nii.gz")
+    write_image(pet, tmp_path / "pet.nii.gz")
+    centre = ct.index_to_physical(np.array(ct.shape) / 2)
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(model_dir), "--pet", str(tmp_path / "pet.nii.gz"),
+                 "--ct", str(tmp_path / "ct.nii.gz"), "--center", ",".join(f"{v:.2f}" for v in centre),
+                 "--patient-id", "P2", "--out", str(out)]) == 0
+    rec = json.loads((out / "prediction.json").read_text())
+    assert rec["patient_id"] == "P2" and rec["preprocessing"]["center_method"] == "given"
+    assert read_image(out / "mask.nii.gz").shape == ct.shape
+    assert not (out / "mask_seg.dcm").exists()  # the CT was not DICOM
+
+
+def test_not_a_model_is_refused_cleanly(tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("[1, 2]")
+    (tmp_path / "ct.nii.gz").write_bytes(b"")
+    out = tmp_path / "pred"
+    rc = main(["predict", "--model", str(tmp_path / "m"), "--pet", str(tmp_path / "ct.nii.gz"),
+               "--ct", str(tmp_path / "ct.nii.gz"), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "not a chmfl model" in err
+    assert not out.exists()
