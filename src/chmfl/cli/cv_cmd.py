@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from chmfl.cli.args import parse_key_values
 from chmfl.errors import ChmflError
 
 
@@ -45,23 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_train)
 
 
-def _parse_sets(items: list[str]) -> dict:
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ChmflError(f"--set takes KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def _options(args: argparse.Namespace, **extra):
     from chmfl.cv.runner import RunOptions
 
     return RunOptions(seed=args.seed, epochs=args.epochs, preset=args.preset,
-                      train=_parse_sets(args.sets), progress=not args.no_progress, **extra)
+                      train=parse_key_values(args.sets), progress=not args.no_progress, **extra)
 
 
 def run_cv(args: argparse.Namespace) -> int:
@@ -96,6 +85,6 @@ def run_train(args: argparse.Namespace) -> int:
     from chmfl.cv.train import train_final
 
     path = train_final(args.method, args.data, args.out, _options(args), pretrained=args.pretrained,
-                       model_kwargs=_parse_sets(args.model_sets))
+                       model_kwargs=parse_key_values(args.model_sets, "--model-set"))
     print(f"model: {path}")
     return 0

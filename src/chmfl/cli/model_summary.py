@@ -45,28 +45,15 @@ def resolve_network(name: str) -> tuple[str, dict[str, Any]]:
     raise ChmflError(f"{name!r} is neither a network ({', '.join(MODELS)}) nor a method that trains one")
 
 
-def _options(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    from chmfl.errors import ChmflError
-
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ChmflError(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    from chmfl.cli.args import parse_key_values
     from chmfl.models.summary import format_summary, summarize
 
     network, options = resolve_network(args.name)
-    options.update(_options(args.set))
+    options.update(parse_key_values(args.set))
     summary = summarize(network, args.input, batch=args.batch, depth=args.depth, **options)
     print(json.dumps(dataclasses.asdict(summary), indent=2) if args.json else format_summary(summary))
     return 0

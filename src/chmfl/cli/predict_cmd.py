@@ -15,6 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cohort", help="a cohort folder (any layout 'chmfl data prepare' reads) instead of --pet/--ct")
     p.add_argument("--rtstruct", help="RTSTRUCT with the tumour contour (optional)")
     p.add_argument("--roi", help="ROI name or regex in the RTSTRUCT")
+    p.add_argument("--mask", help="tumour label image (NIfTI/NRRD) instead of an RTSTRUCT (optional)")
     p.add_argument("--center", help="box centre X,Y,Z in patient coordinates (mm, LPS)")
     p.add_argument("--patient-id", help="ID to report (default: from the DICOM or the file name)")
     p.add_argument("--out", required=True)
@@ -33,27 +34,41 @@ def _center(text: str | None):
     return xyz
 
 
+def _cohort_input(case):
+    """A cohort patient for prediction; its contour is passed along but used only by methods
+    that need one (the box is otherwise placed from the images)."""
+    from chmfl.predict.predict import PatientInput
+
+    src = case.mask_for("ct")
+    rtstruct = src.path if src is not None and src.kind == "rtstruct" else None
+    label = src.path if src is not None and src.kind == "labelmap" else None
+    roi = src.roi if src is not None else None
+    return PatientInput(case.patient_id, case.ct, case.pet, rtstruct, roi, None, label, contour_if_needed=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from chmfl.predict.predict import PatientInput, predict_patients
 
-    if args.rtstruct and args.center:
-        raise ChmflError("give either --rtstruct or --center, not both")
+    if sum(bool(x) for x in (args.rtstruct, args.mask, args.center)) > 1:
+        raise ChmflError("give at most one of --rtstruct, --mask and --center")
     if args.cohort:
         if args.pet or args.ct:
             raise ChmflError("give either --cohort or --pet/--ct")
         from chmfl.cohort.layouts import find_cases
 
-        patients = [PatientInput(c.patient_id, c.ct, c.pet) for c in find_cases(args.cohort)]
+        patients = [_cohort_input(c) for c in find_cases(args.cohort)]
     else:
         if not (args.pet and args.ct):
             raise ChmflError("give --pet and --ct (or --cohort)")
-        for flag, path in (("--pet", args.pet), ("--ct", args.ct), ("--rtstruct", args.rtstruct)):
+        for flag, path in (("--pet", args.pet), ("--ct", args.ct), ("--rtstruct", args.rtstruct),
+                           ("--mask", args.mask)):
             if path and not Path(path).exists():
                 raise ChmflError(f"{flag} {path}: no such file or folder")
         patients = [PatientInput(args.patient_id, Path(args.ct), Path(args.pet),
-                                 Path(args.rtstruct) if args.rtstruct else None, args.roi, _center(args.center))]
+                                 Path(args.rtstruct) if args.rtstruct else None, args.roi, _center(args.center),
+                                 Path(args.mask) if args.mask else None)]
     out = predict_patients(args.model, patients, args.out)
     print(f"prediction: {out}")
     return 0

@@ -119,9 +119,9 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
     if seg_rows:
         _write_csv(pd.DataFrame(seg_rows), job.out / "seg_metrics.csv")
     if "features" in out:
-        emb = pd.DataFrame(out["features"], columns=[f"f{i}" for i in range(out["features"].shape[1])])
-        emb.insert(0, "label", [c.label for c in test])
-        emb.insert(0, "patient_id", [c.patient_id for c in test])
+        feats = pd.DataFrame(out["features"], columns=[f"f{i}" for i in range(out["features"].shape[1])])
+        ids = pd.DataFrame({"patient_id": [c.patient_id for c in test], "label": [c.label for c in test]})
+        emb = pd.concat([ids, feats], axis=1)
         _write_csv(emb, job.out / "embeddings.csv")
     history = getattr(method, "history_", None)
     if history:

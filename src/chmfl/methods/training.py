@@ -154,7 +154,7 @@ def fit_network(model: nn.Module, data: CaseTensors, cfg: TrainConfig, seed: int
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
     memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
+    model = apply_speed_options(model.to(memory_format=memory_format), cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt = Path(workdir) / CHECKPOINT if workdir else None
     state = LoopState()
@@ -176,8 +176,32 @@ def fit_network(model: nn.Module, data: CaseTensors, cfg: TrainConfig, seed: int
         bar.update(1)
         bar.set_postfix(loss=f"{stats['loss']:.4f}", auc=f"{stats['train_auc']:.2f}")
     bar.close()
-    net = fabric_unwrap(model).to("cpu", memory_format=torch.contiguous_format).eval()
+    net = remove_speed_options(fabric_unwrap(model)).to("cpu", memory_format=torch.contiguous_format).eval()
     return net, state.history
+
+
+def apply_speed_options(model: nn.Module, cfg: TrainConfig) -> nn.Module:
+    """The speed options of ``cfg`` that keep the network's arithmetic (docs/performance.md):
+    GEMM weight gradients, in-place ELUs, torch.compile. In place; returns ``model``."""
+    from chmfl.models.fastconv import set_inplace_activations, use_gemm_wgrad
+
+    if cfg.fast_wgrad:
+        use_gemm_wgrad(model)
+    if cfg.inplace_act:
+        set_inplace_activations(model)
+    if cfg.compile:
+        model.compile()  # compiles __call__ in place: state_dict keys stay the same
+    return model
+
+
+def remove_speed_options(model: nn.Module) -> nn.Module:
+    """Undo the training-only speed options (plain convolutions, no compiled call)."""
+    from chmfl.models.fastconv import use_gemm_wgrad
+
+    use_gemm_wgrad(model, enable=False)
+    if getattr(model, "_compiled_call_impl", None) is not None:
+        model._compiled_call_impl = None
+    return model
 
 
 def fabric_unwrap(model: nn.Module) -> nn.Module:
@@ -204,31 +228,58 @@ def bn_sample_statistics(model: nn.Module):
             m.eval()
 
 
-@torch.no_grad()
+@contextlib.contextmanager
+def _decoder_skipped(model: nn.Module, skip: bool):
+    """Without the CFL decoder for the call (networks that declare ``decoder_optional``): the
+    DM logits do not depend on it, and it holds ~98% of CHMFL's inference FLOPs."""
+    decoder = getattr(model, "decoder", None)
+    if not (skip and decoder is not None and getattr(model, "decoder_optional", False)):
+        yield
+        return
+    model.decoder = None
+    try:
+        yield
+    finally:
+        model.decoder = decoder
+
+
 def predict_network(model: nn.Module, data: CaseTensors, precision: str = "32-true",
-                    batch_size: int = 4, bn_eval: str = "running") -> dict[str, np.ndarray]:
+                    batch_size: int = 4, bn_eval: str = "running", segment: bool = True,
+                    channels_last: bool = False) -> dict[str, np.ndarray]:
     """Eval-mode outputs for every case: DM probability, and masks / features when the model has them.
 
     ``bn_eval``: "running" (PyTorch's eval mode: BatchNorm uses running averages) or
     "sample" (each case normalised with its own statistics, one case at a time; see
-    ``bn_sample_statistics`` and docs/training.md).
+    ``bn_sample_statistics`` and docs/training.md). ``segment=False``: skip the CFL decoder
+    where the network allows it (same probabilities, no mask). ``channels_last``: run in the
+    channels_last_3d memory format (same outputs up to float rounding).
     """
     model.eval()
-    if bn_eval == "sample":
-        with bn_sample_statistics(model):
-            return _predict_batches(model, data, precision, batch_size=1)
-    if bn_eval != "running":
+    if bn_eval not in ("running", "sample"):
         raise ValueError(f"bn_eval must be 'running' or 'sample', not {bn_eval!r}")
-    return _predict_batches(model, data, precision, batch_size)
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    if channels_last:
+        model.to(memory_format=fmt)
+    try:  # the layout changes above stay outside inference mode (parameters must stay trainable)
+        with torch.inference_mode(), _decoder_skipped(model, not segment):
+            if bn_eval == "sample":
+                with bn_sample_statistics(model):
+                    return _predict_batches(model, data, precision, 1, fmt)
+            return _predict_batches(model, data, precision, batch_size, fmt)
+    finally:
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
 
 
-def _predict_batches(model: nn.Module, data: CaseTensors, precision: str, batch_size: int) -> dict[str, np.ndarray]:
+def _predict_batches(model: nn.Module, data: CaseTensors, precision: str, batch_size: int,
+                     memory_format=torch.contiguous_format) -> dict[str, np.ndarray]:
     probs, masks, feats = [], [], []
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+    device = next(model.parameters()).device
     for start in range(0, len(data), batch_size):
         b = data.batch(torch.arange(start, min(start + batch_size, len(data))))
         with autocast:
-            out = model(b.pet, b.ct, mask=b.mask, features=b.features)
+            out = _forward(model, b, device, memory_format)
         probs.append(torch.softmax(out.logits.float(), 1)[:, 1])
         if out.seg_logits is not None:
             seg = out.seg_logits.float().argmax(1).to(torch.uint8)  # (B, D', H, W)

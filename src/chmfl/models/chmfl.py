@@ -127,6 +127,7 @@ class CHMFL(nn.Module):
     """
 
     segments = True  # has the CFL decoder: trained with Eq. (1)
+    decoder_optional = True  # forward skips a None decoder: DM logits without the mask (faster)
     needs_mask = False  # tumour mask as an input channel
     uses_handcrafted = False
     n_features = 0

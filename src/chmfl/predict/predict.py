@@ -40,6 +40,8 @@ class PatientInput:
     rtstruct: Path | None = None
     roi: str | None = None
     center: tuple[float, float, float] | None = None
+    mask_image: Path | None = None  # a label image (NIfTI/NRRD) instead of an RTSTRUCT
+    contour_if_needed: bool = False  # use the contour only for methods that cannot do without
 
 
 class Predictor:
@@ -70,12 +72,17 @@ class Predictor:
         ct = read_image(p.ct)
         pet = read_image(p.pet, suv=self.prepare.suv)
         mask = None
+        if p.contour_if_needed and not self._needs_contour():
+            p = PatientInput(p.patient_id, p.ct, p.pet, center=p.center)
         if p.rtstruct is not None:
             from chmfl.io.rtstruct import read_rtstruct_mask
 
             mask = read_rtstruct_mask(p.rtstruct, ct, roi=p.roi)
+        elif p.mask_image is not None:
+            label = read_image(p.mask_image)
+            mask = label.with_array((label.array > 0).astype("uint8"))
         elif self._needs_contour():
-            raise ChmflError(f"method {self.name} needs a tumour contour: give --rtstruct")
+            raise ChmflError(f"method {self.name} needs a tumour contour: give --rtstruct or --mask")
         pid = p.patient_id or ct.meta.get("patient_id") or Path(p.ct).name.split(".")[0]
         arrays = preprocess_case(str(pid), ct, pet, mask, self.prepare, center_xyz=p.center)
         return arrays, ct

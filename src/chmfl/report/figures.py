@@ -173,7 +173,8 @@ def _embeddings(res: Results, method: str) -> pd.DataFrame | None:
         for _, k, d in res.fold_dirs(method, r):
             path = d / "embeddings.csv"
             if path.is_file():
-                frames.append(pd.read_csv(path, dtype={"patient_id": str}).assign(fold=k))
+                df = pd.read_csv(path, dtype={"patient_id": str})
+                frames.append(pd.concat([df, pd.Series(k, index=df.index, name="fold")], axis=1))
         if frames:
             common = set.intersection(*({c for c in f.columns if c[:1] == "f" and c[1:].isdigit()} for f in frames))
             if common:

@@ -1,0 +1,103 @@
+"""One network's training step and inference, timed exactly as chmfl runs them.
+
+The training step is ``methods.training.train_step`` (forward, Eq. 1, backward, Adam) under
+the Lightning Fabric the training loop would use; inference is ``predict_network``. Inputs are
+one synthetic patient (PET, CT, a spherical tumour mask) of the prepared box's shape: the
+arithmetic does not depend on the values. FLOPs are counted once, on the meta device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from chmfl.bench.measure import Timing, time_call
+from chmfl.cv.record import PeakRSS
+from chmfl.data.tensors import CaseTensors
+from chmfl.methods.train_config import TrainConfig
+from chmfl.models import build_model
+
+
+def box_shape(voxel_mm: float) -> tuple[int, int, int]:
+    """The prepared box (z, y, x) in voxels at ``voxel_mm`` (144 x 112 x 112 at 1 mm)."""
+    from chmfl.preprocess.config import PrepareConfig
+
+    return PrepareConfig(voxel_mm=voxel_mm).box_shape
+
+
+def synthetic_case(shape: tuple[int, int, int], seed: int = 0, batch: int = 1) -> CaseTensors:
+    """``batch`` random PET/CT boxes with a centred spherical tumour mask, label DM."""
+    gen = torch.Generator().manual_seed(seed)
+    pet = torch.randn(batch, 1, *shape, generator=gen)
+    ct = torch.randn(batch, 1, *shape, generator=gen)
+    grid = torch.meshgrid(*[torch.arange(s, dtype=torch.float32) - s / 2 for s in shape], indexing="ij")
+    radius = min(shape) / 4
+    ball = (sum(g**2 for g in grid) <= radius**2).float()  # (D, H, W)
+    mask = ball.expand(batch, 1, *shape).clone()
+    return CaseTensors(pet=pet, ct=ct, mask=mask, labels=torch.ones(batch, dtype=torch.long))
+
+
+def count_flops(name: str, options: dict[str, Any], shape: tuple[int, int, int]) -> dict[str, int]:
+    """Forward and training-step (forward + backward) FLOPs of network ``name`` on one box,
+    counted by ``torch.utils.flop_counter`` on the meta device (nothing is allocated)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build_model(name, **options).train()
+        data = synthetic_case_meta(shape)
+    fwd, bwd = FlopCounterMode(display=False), FlopCounterMode(display=False)
+    with fwd:
+        out = model(data.pet, data.ct)
+    loss = F.cross_entropy(out.logits, data.labels)
+    if out.seg_logits is not None:
+        loss = loss + F.cross_entropy(out.seg_logits, data.mask[:, 0].long())
+    with bwd:
+        loss.backward()
+    return {"forward": int(fwd.get_total_flops()),
+            "train": int(fwd.get_total_flops() + bwd.get_total_flops())}
+
+
+def synthetic_case_meta(shape: tuple[int, int, int]) -> CaseTensors:
+    """Shape-only inputs for FLOP counting (call under ``torch.device("meta")``)."""
+    return CaseTensors(pet=torch.empty(1, 1, *shape), ct=torch.empty(1, 1, *shape),
+                       mask=torch.empty(1, 1, *shape), labels=torch.empty(1, dtype=torch.long))
+
+
+def _build(name: str, options: dict[str, Any], seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_model(name, **options)
+
+
+def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg: TrainConfig,
+                      repeats: int, warmup: int, seed: int = 0) -> tuple[Timing, float]:
+    """Median seconds of one training step of ``name`` on ``data`` and the peak RSS (GB)."""
+    from chmfl.methods.training import apply_speed_options, make_fabric, train_step
+
+    fabric = make_fabric(cfg)
+    fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    model = apply_speed_options(_build(name, options, seed).to(memory_format=fmt), cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model, optimizer = fabric.setup(model, optimizer)
+    model.train()
+    step: Callable[[], object] = lambda: train_step(model, optimizer, fabric, data, cfg, fmt)  # noqa: E731
+    with PeakRSS() as mem:
+        timing = time_call(step, repeats=repeats, warmup=warmup)
+    return timing, mem.peak_gb
+
+
+def inference_timing(name: str, options: dict[str, Any], data: CaseTensors, precision: str,
+                     repeats: int, warmup: int, segment: bool = True, channels_last: bool = False,
+                     seed: int = 0, compile: bool = False) -> Timing:
+    """Median seconds of ``predict_network`` on the cases of ``data`` (eval, inference mode)."""
+    from chmfl.methods.training import predict_network
+
+    model = _build(name, options, seed).eval()
+    if compile:
+        model.compile()
+    run = lambda: predict_network(model, data, precision=precision, batch_size=1,  # noqa: E731
+                                  segment=segment, channels_last=channels_last)
+    return time_call(run, repeats=repeats, warmup=warmup)

@@ -1,0 +1,49 @@
+"""``chmfl bench``: CHMFL inference and training-step times, achieved GFLOP/s, peak memory,
+MONAI V-Net's fp32 step on the same box, and the machine's matmul rates, in one process
+(median of ``--repeats`` runs after warm-up). docs/performance.md explains every number."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time CHMFL training and inference on this machine (vs V-Net)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--voxel-mm", type=float, default=1.0, help="box voxel size (1 = the paper's 144x112x112)")
+    p.add_argument("--json", metavar="FILE", help="also write every number to FILE (JSON)")
+    p.add_argument("--precision", choices=("auto", "32", "bf16"), default="auto",
+                   help="CHMFL precision (auto: bf16 only where the CPU runs it natively)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    p.add_argument("--interop-threads", type=int, default=0, help="torch inter-op threads (0: default)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs before them")
+    p.add_argument("--preset", choices=("faithful", "fast"), default="faithful",
+                   help="CHMFL network: faithful (paper, default) or fast (decoder kernel 3, 1 conv per level)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra CHMFL option, e.g. --set decoder_kernel=3")
+    p.add_argument("--channels-last", action="store_true", help="channels_last_3d memory format")
+    p.add_argument("--fast-wgrad", action="store_true", help="conv weight gradients as large GEMMs")
+    p.add_argument("--inplace-act", action="store_true", help="in-place ELUs (less memory)")
+    p.add_argument("--compile", action="store_true", help="torch.compile CHMFL (inductor; slow first step)")
+    p.add_argument("--skip-vnet", action="store_true", help="do not time MONAI's V-Net")
+    p.add_argument("--skip-matmul", action="store_true", help="do not measure matmul rates")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chmfl.bench import BenchConfig, format_table, run_bench, write_json
+    from chmfl.cli.args import parse_key_values
+
+    cfg = BenchConfig(
+        voxel_mm=args.voxel_mm, precision=args.precision, threads=args.threads,
+        interop_threads=args.interop_threads, repeats=args.repeats, warmup=args.warmup,
+        channels_last=args.channels_last, fast_wgrad=args.fast_wgrad, inplace_act=args.inplace_act,
+        compile=args.compile, preset=args.preset, model_options=parse_key_values(args.set),
+        skip_vnet=args.skip_vnet, skip_matmul=args.skip_matmul,
+    )
+    res = run_bench(cfg)
+    print(format_table(res))
+    if args.json:
+        write_json(res, args.json)
+    return 0

@@ -1,0 +1,109 @@
+"""Speed options that leave a network's arithmetic unchanged (same function, same weights,
+same state_dict; only the floating-point summation order of the weight gradients differs).
+
+``use_gemm_wgrad(model)``: 3D convolutions with stride 1 compute their weight gradient as
+large matrix products instead of oneDNN's backward-weights kernel. On AVX2-only CPUs oneDNN
+runs that kernel as im2col + small GEMMs at a fraction of the forward rate (e.g. 20 vs 70
+GFLOP/s for 48 -> 16 channels, 5x5x5), and it is a third of a training step's FLOPs.
+
+The trick: pad the input once and lay it out channels-last as a (rows, C_in) matrix; pad the
+output gradient to the same grid. A kernel offset (a, b, c) then pairs row r of the output
+gradient with row r + a*Hp*Wp + b*Wp + c of the input, so each offset's weight gradient is
+one GEMM between two plain row ranges of these matrices, with no im2col copy (measured 2-3x
+oneDNN's rate for this network's layers; docs/performance.md).
+
+``set_inplace_activations(model)``: ELUs overwrite their input (the normalisation output,
+which nothing else reads), saving one full-size activation per conv block in training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROWS = 8192  # rows per GEMM: long enough to amortise the call, short enough to stay in cache
+
+
+def conv3d_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel: tuple[int, int, int],
+                       padding: tuple[int, int, int], rows: int = ROWS) -> torch.Tensor:
+    """Weight gradient (C_out, C_in, kd, kh, kw) of a stride-1, dilation-1, ungrouped conv3d
+    with zero ``padding``; ``x``: (B, C_in, D, H, W) input, ``grad_out``: (B, C_out, Do, Ho, Wo)."""
+    pd, ph, pw = padding
+    cin, cout = x.shape[1], grad_out.shape[1]
+    xp = F.pad(x, (pw, pw, ph, ph, pd, pd)).permute(0, 2, 3, 4, 1).contiguous()  # (B, Dp, Hp, Wp, Cin)
+    _, dp, hp, wp, _ = xp.shape
+    do, ho, wo = grad_out.shape[2:]
+    gp = F.pad(grad_out, (0, wp - wo, 0, hp - ho, 0, dp - do)).permute(0, 2, 3, 4, 1).contiguous()
+    xf, gf = xp.view(-1, cin), gp.view(-1, cout)  # (N, Cin), (N, Cout) on the same padded grid
+    kd, kh, kw = kernel
+    n = ((gp.shape[0] - 1) * dp + do - 1) * hp * wp + (ho - 1) * wp + wo  # rows up to the last output
+    acc = x.new_zeros(kd, kh, kw, cout, cin)
+    for s in range(0, n, rows):
+        m = min(rows, n - s)
+        g = gf[s: s + m].t().expand(kw, cout, m)  # (kw, Cout, m): the same rows for each c
+        for a in range(kd):
+            for b in range(kh):
+                start = xf.storage_offset() + (s + a * hp * wp + b * wp) * cin
+                win = xf.as_strided((kw, m, cin), (cin, cin, 1), start)  # rows shifted by c = 0..kw-1
+                acc[a, b].baddbmm_(g, win)  # (kw, Cout, Cin)
+    return acc.permute(3, 4, 0, 1, 2).contiguous()
+
+
+class _GemmWgradConv3d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.has_bias = padding, bias is not None
+        return F.conv3d(x, weight, bias, padding=padding)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad_out, x, weight, None, [1, 1, 1], list(ctx.padding), [1, 1, 1], False,
+                [0, 0, 0], 1, [True, False, False])[0]
+        if ctx.needs_input_grad[1]:
+            grad_w = conv3d_weight_grad(x, grad_out, tuple(weight.shape[2:]), ctx.padding)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad_out.sum((0, 2, 3, 4))
+        return grad_x, grad_w, grad_b, None
+
+
+class GemmWgradConv3d(nn.Conv3d):
+    """``nn.Conv3d`` whose weight gradient runs as large GEMMs (module docstring); same
+    parameters and state_dict. Falls back to the plain convolution outside fp32 training."""
+
+    def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+        if (not torch.is_grad_enabled() or not weight.requires_grad or x.dtype != torch.float32
+                or torch.is_autocast_enabled("cpu") or x.device.type != "cpu"):
+            return super()._conv_forward(x, weight, bias)
+        return _GemmWgradConv3d.apply(x, weight, bias, tuple(self.padding))
+
+
+def _eligible(m: nn.Module) -> bool:
+    return (type(m) is nn.Conv3d and m.stride == (1, 1, 1) and m.dilation == (1, 1, 1)
+            and m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
+            and max(m.kernel_size) > 1)
+
+
+def use_gemm_wgrad(model: nn.Module, enable: bool = True) -> nn.Module:
+    """Switch every eligible ``nn.Conv3d`` of ``model`` (stride 1, ungrouped, kernel > 1) to
+    ``GemmWgradConv3d`` (``enable=False`` switches back); in place, returns ``model``."""
+    for m in model.modules():
+        if enable and _eligible(m):
+            m.__class__ = GemmWgradConv3d
+        elif not enable and type(m) is GemmWgradConv3d:
+            m.__class__ = nn.Conv3d
+    return model
+
+
+def set_inplace_activations(model: nn.Module, enable: bool = True) -> nn.Module:
+    """ELU modules of ``model`` compute in place (``enable=False`` undoes it); autograd
+    refuses any use where the overwritten input is still needed, so this is safe to try."""
+    for m in model.modules():
+        if isinstance(m, nn.ELU):
+            m.inplace = enable
+    return model

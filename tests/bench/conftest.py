@@ -1,0 +1,15 @@
+"""One intra-op thread for the bench tests (a shared 2-core machine: spinning OpenMP threads
+make tiny convolutions many times slower than one thread)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

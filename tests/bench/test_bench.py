@@ -1,0 +1,77 @@
+"""``chmfl bench`` in its CI-size mode: runs, writes every required key, counts FLOPs as the
+model summary does, and refuses bad settings cleanly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from chmfl.bench import BenchConfig, format_table
+from chmfl.bench.measure import time_call
+from chmfl.bench.networks import box_shape, count_flops, synthetic_case
+from chmfl.cli.main import main
+from chmfl.errors import ChmflError
+from chmfl.models.summary import summarize
+
+REQUIRED = ("chmfl_infer_s", "chmfl_train_step_s", "chmfl_train_gflops", "matmul_bf16_gflops",
+            "matmul_fp32_gflops", "peak_rss_gb", "precision", "threads")
+
+
+def test_bench_cli_tiny_run_writes_required_keys(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--voxel-mm", "4", "--repeats", "1", "--warmup", "0", "--skip-vnet",
+               "--threads", "1", "--json", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    for key in REQUIRED:
+        assert key in res, key
+    assert res["box_zyx"] == [36, 28, 28] and res["threads"] == 1
+    assert res["precision"] in ("32-true", "bf16-mixed")
+    assert 0 < res["chmfl_infer_prob_only_s"] and 0 < res["chmfl_train_step_s"]
+    assert res["chmfl_train_gflops"] == pytest.approx(res["chmfl_train_gflop"] / res["chmfl_train_step_s"])
+    assert res["peak_rss_gb"] >= res["chmfl_train_peak_rss_gb"] > 0
+    assert "vnet_train_step_fp32_s" not in res
+    table = capsys.readouterr().out
+    assert "CHMFL train step (s)" in table and "V-Net" not in table
+
+
+def test_flop_count_matches_model_summary():
+    opts = {"widths": (4, 8, 16, 32, 64), "decoder_kernel": 3}
+    flops = count_flops("chmfl", opts, (16, 32, 32))
+    assert flops["forward"] == summarize("chmfl", (16, 32, 32), **opts).total_flops
+    # backward = input + weight gradients: about twice the forward (less the first layer's input grad)
+    assert 2.5 * flops["forward"] < flops["train"] < 3.01 * flops["forward"]
+
+
+def test_box_and_synthetic_case():
+    assert box_shape(1.0) == (144, 112, 112) and box_shape(4.0) == (36, 28, 28)
+    case = synthetic_case((16, 20, 24), seed=1, batch=2)
+    assert case.pet.shape == (2, 1, 16, 20, 24) and case.labels.tolist() == [1, 1]
+    assert 0 < float(case.mask.mean()) < 0.2 and set(case.mask.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(case.pet, synthetic_case((16, 20, 24), seed=1, batch=2).pet)
+
+
+def test_time_call_counts_runs():
+    calls = []
+    t = time_call(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 5 and len(t.samples_s) == 3 and len(t.warmup_s) == 2
+    assert t.median_s == sorted(t.samples_s)[1]
+
+
+def test_bad_settings_are_refused(capsys):
+    with pytest.raises(ChmflError):
+        BenchConfig(preset="turbo")
+    with pytest.raises(ChmflError):
+        BenchConfig(repeats=0)
+    assert main(["bench", "--voxel-mm", "0"]) == 2
+    assert "voxel" in capsys.readouterr().err
+
+
+def test_table_lists_what_the_result_has():
+    res = {"box_zyx": (36, 28, 28), "config": BenchConfig(voxel_mm=4).to_dict(), "precision": "32-true",
+           "threads": 2, "cpu": "cpu", "load_avg_start": (0.5, 0, 0), "load_avg_end": (0.7, 0, 0),
+           "chmfl_train_step_s": 1.25, "speedup_vs_vnet_train": 1.5}
+    text = format_table(res)
+    assert "1.250" in text and "1.50x" in text and "matmul" not in text and "load 0.50 -> 0.70" in text

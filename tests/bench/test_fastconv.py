@@ -1,0 +1,106 @@
+"""The speed options keep the arithmetic: GEMM weight gradients equal oneDNN's, in-place ELUs
+and channels_last give the same training and prediction, the decoder-free prediction gives the
+same probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tests.synthetic import make_cases
+from torch import nn
+
+from chmfl.data.tensors import stack_cases
+from chmfl.methods.neural import NeuralMethod
+from chmfl.methods.training import predict_network
+from chmfl.models import build_model
+from chmfl.models.fastconv import GemmWgradConv3d, conv3d_weight_grad, use_gemm_wgrad
+
+TINY = {"widths": (4, 8, 16, 32, 64), "decoder_convs": (1, 1, 1, 1), "decoder_kernel": 3}
+FAST = {"epochs": 2, "batch_size": 2, "precision": "32", "patience": 50}
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("cin, cout, kernel, padding, shape", [
+    (3, 5, (3, 3, 3), (1, 1, 1), (2, 9, 10, 11)),  # batch 2, odd sizes
+    (6, 2, (5, 5, 5), (2, 2, 2), (1, 8, 7, 9)),  # CHMFL's output transition shape
+    (4, 4, (3, 3, 3), (0, 0, 0), (2, 8, 8, 8)),  # no padding: smaller output
+    (2, 3, (3, 1, 5), (1, 0, 2), (1, 7, 6, 9)),  # anisotropic kernel and padding
+])
+def test_gemm_weight_grad_matches_torch(cin, cout, kernel, padding, shape):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape[0], cin, *shape[1:], generator=gen)
+    w = torch.randn(cout, cin, *kernel, generator=gen)
+    y = torch.nn.functional.conv3d(x, w, padding=padding)
+    g = torch.randn(y.shape, generator=gen)
+    ref = torch.ops.aten.convolution_backward(g, x, w, None, [1] * 3, list(padding), [1] * 3, False,
+                                              [0] * 3, 1, [False, True, False])[1]
+    got = conv3d_weight_grad(x, g, kernel, padding, rows=64)  # small chunks: many chunk edges
+    assert got.shape == ref.shape
+    assert _rel(got, ref) < 1e-5
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gemm_conv_module_same_outputs_and_grads(channels_last):
+    torch.manual_seed(0)
+    conv = nn.Conv3d(3, 4, 3, padding=1)
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    conv = conv.to(memory_format=fmt)
+    x = torch.randn(2, 3, 8, 9, 10).to(memory_format=fmt).requires_grad_(True)
+    keys = list(conv.state_dict())
+    conv(x).square().sum().backward()
+    ref = [x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()]
+    x.grad = None
+    conv.zero_grad()
+    use_gemm_wgrad(conv)
+    assert type(conv) is GemmWgradConv3d and list(conv.state_dict()) == keys
+    conv(x).square().sum().backward()
+    for got, want in zip([x.grad, conv.weight.grad, conv.bias.grad], ref):
+        assert _rel(got, want) < 1e-5
+    use_gemm_wgrad(conv, enable=False)
+    assert type(conv) is nn.Conv3d
+
+
+def test_only_stride1_convs_are_switched():
+    net = use_gemm_wgrad(build_model("chmfl", **TINY))
+    kinds = {type(m).__name__ for m in net.modules() if isinstance(m, nn.Conv3d)}
+    assert kinds == {"Conv3d", "GemmWgradConv3d"}  # stride-2 and 1x1x1 convs stay plain
+    assert all(m.stride == (1, 1, 1) and max(m.kernel_size) > 1
+               for m in net.modules() if type(m) is GemmWgradConv3d)
+
+
+def _fit(**train):
+    return NeuralMethod("chmfl", "chmfl", TINY, train={**FAST, **train}, seed=3, progress=False)
+
+
+def test_training_speed_options_keep_the_result():
+    cases = make_cases(4, shape=(16, 16, 32))  # deepest map 1x1x2: BatchNorm per sample works
+    ref = _fit().fit(cases)
+    p_ref = ref.predict_proba(cases)
+    p_init = _fit(epochs=0).fit(cases).predict_proba(cases)
+    assert np.abs(p_ref - p_init).max() > 0.02  # training moved the predictions well beyond atol
+    for option in ({"fast_wgrad": True}, {"inplace_act": True}, {"channels_last": True}):
+        m = _fit(**option).fit(cases)
+        # float summation order differs; Adam's normalised steps carry that into ~1e-4
+        np.testing.assert_allclose(m.predict_proba(cases), p_ref, atol=2e-3, err_msg=str(option))
+        assert not any(type(x) is GemmWgradConv3d for x in m.network_.modules())  # undone after fit
+        hist = [h["loss"] for h in m.history_]
+        np.testing.assert_allclose(hist, [h["loss"] for h in ref.history_], rtol=1e-5)
+
+
+def test_prediction_without_decoder_and_channels_last():
+    cases = make_cases(3)
+    torch.manual_seed(0)
+    net = build_model("chmfl", **TINY).eval()
+    data = stack_cases(cases)
+    full = predict_network(net, data)
+    prob = predict_network(net, data, segment=False)
+    assert "mask" in full and "mask" not in prob and net.decoder is not None  # decoder restored
+    np.testing.assert_array_equal(prob["probability"], full["probability"])
+    cl = predict_network(net, data, channels_last=True)
+    np.testing.assert_allclose(cl["probability"], full["probability"], atol=1e-5)
+    assert (cl["mask"] != full["mask"]).mean() < 1e-3
+    assert all(p.is_contiguous() for p in net.parameters())  # layout restored
