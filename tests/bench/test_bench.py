@@ -75,3 +75,10 @@ def test_table_lists_what_the_result_has():
            "chmfl_train_step_s": 1.25, "speedup_vs_vnet_train": 1.5}
     text = format_table(res)
     assert "1.250" in text and "1.50x" in text and "matmul" not in text and "load 0.50 -> 0.70" in text
+
+
+def test_bench_device_is_checked():
+    with pytest.raises(ChmflError, match="cpu or cuda"):
+        BenchConfig(device="tpu")
+    if not torch.cuda.is_available():
+        assert main(["bench", "--device", "cuda", "--voxel-mm", "4", "--skip-vnet"]) != 0

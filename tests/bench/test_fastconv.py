@@ -46,10 +46,10 @@ def test_gemm_weight_grad_matches_torch(cin, cout, kernel, padding, shape):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_gemm_conv_module_same_outputs_and_grads(channels_last):
     torch.manual_seed(0)
-    conv = nn.Conv3d(3, 4, 3, padding=1)
+    conv = nn.Conv3d(8, 4, 3, padding=1)
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
     conv = conv.to(memory_format=fmt)
-    x = torch.randn(2, 3, 8, 9, 10).to(memory_format=fmt).requires_grad_(True)
+    x = torch.randn(2, 8, 8, 9, 10).to(memory_format=fmt).requires_grad_(True)
     keys = list(conv.state_dict())
     conv(x).square().sum().backward()
     ref = [x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()]
@@ -67,8 +67,8 @@ def test_gemm_conv_module_same_outputs_and_grads(channels_last):
 def test_only_stride1_convs_are_switched():
     net = use_gemm_wgrad(build_model("chmfl", **TINY))
     kinds = {type(m).__name__ for m in net.modules() if isinstance(m, nn.Conv3d)}
-    assert kinds == {"Conv3d", "GemmWgradConv3d"}  # stride-2 and 1x1x1 convs stay plain
-    assert all(m.stride == (1, 1, 1) and max(m.kernel_size) > 1
+    assert kinds == {"Conv3d", "GemmWgradConv3d"}  # stride-2, 1x1x1 and 1-channel convs stay plain
+    assert all(m.stride == (1, 1, 1) and max(m.kernel_size) > 1 and m.in_channels >= 8
                for m in net.modules() if type(m) is GemmWgradConv3d)
 
 
@@ -103,4 +103,23 @@ def test_prediction_without_decoder_and_channels_last():
     cl = predict_network(net, data, channels_last=True)
     np.testing.assert_allclose(cl["probability"], full["probability"], atol=1e-5)
     assert (cl["mask"] != full["mask"]).mean() < 1e-3
-    assert all(p.is_contiguous() for p in net.parameters())  # layout restored
+    ip = predict_network(net, data, inplace_act=True)
+    np.testing.assert_array_equal(ip["probability"], full["probability"])
+    np.testing.assert_array_equal(ip["mask"], full["mask"])
+    assert not any(m.inplace for m in net.modules() if isinstance(m, nn.ELU))  # flags restored
+    assert all(p.is_contiguous() for p in net.parameters())  # the model itself is left as it was
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 6, 7, 8), (1, 16, 9, 7, 5), (2, 3, 2, 2, 3)])
+def test_spatial_max_any_layout_same_values_and_grads(shape):
+    from chmfl.models.chmfl import _spatial_max
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    ref = x.clone().requires_grad_(True)
+    ref.flatten(2).amax(2).square().sum().backward()
+    for fmt in (torch.contiguous_format, torch.channels_last_3d):
+        got = x.clone(memory_format=fmt).requires_grad_(True)
+        out = _spatial_max(got)
+        assert torch.equal(out, ref.flatten(2).amax(2))
+        out.square().sum().backward()
+        assert torch.equal(got.grad, ref.grad)

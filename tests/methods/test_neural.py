@@ -111,3 +111,20 @@ def test_fit_records_train_fold_diagnostics():
     d = m.diagnostics_
     assert set(d) == {"train_auc_last_epoch", "train_auc_eval_running", "train_auc_eval_sample"}
     assert all(0.0 <= v <= 1.0 for v in d.values())
+
+
+def test_per_sample_bn_falls_back_on_one_voxel_maps():
+    """16^3 input: the deepest map has one voxel per channel (no sample statistics); that
+    BatchNorm uses its running averages, the others the case's own, and nothing is updated."""
+    from chmfl.data.tensors import stack_cases
+    from chmfl.methods.training import predict_network
+    from chmfl.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("chmfl", dropout=0.0, **TINY)
+    data = stack_cases(make_cases(2, shape=(16, 16, 16)))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    p_sample = predict_network(net, data, bn_eval="sample")["probability"]
+    p_running = predict_network(net, data, bn_eval="running")["probability"]
+    assert np.isfinite(p_sample).all() and not np.allclose(p_sample, p_running)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())

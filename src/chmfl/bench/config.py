@@ -22,7 +22,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 @dataclass(frozen=True)
 class BenchConfig:
     voxel_mm: float = 1.0  # isotropic voxel size of the box (the paper: 1 mm)
-    precision: str = "auto"  # "32", "bf16" or "auto" (bf16 only where the CPU runs it natively)
+    device: str = "cpu"  # "cpu" or "cuda" (one GPU; the inputs are copied to it every step, as in training)
+    precision: str = "auto"  # "32", "bf16" or "auto" (bf16 only where the device runs it natively)
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     interop_threads: int = 0  # torch inter-op threads; 0 = torch's default
     repeats: int = 3  # timed runs per measurement (the median is reported)
@@ -43,6 +44,8 @@ class BenchConfig:
             raise ChmflError(f"unknown bench preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if self.repeats < 1 or self.warmup < 0:
             raise ChmflError(f"repeats must be >= 1 and warmup >= 0, got {self.repeats}, {self.warmup}")
+        if self.device not in ("cpu", "cuda"):
+            raise ChmflError(f"bench device must be cpu or cuda, not {self.device!r}")
         if not self.voxel_mm > 0:
             raise ChmflError(f"voxel size must be > 0 mm, got {self.voxel_mm}")
 

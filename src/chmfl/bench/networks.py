@@ -83,7 +83,12 @@ def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     model, optimizer = fabric.setup(model, optimizer)
     model.train()
+    device = str(fabric.device)
     step: Callable[[], object] = lambda: train_step(model, optimizer, fabric, data, cfg, fmt)  # noqa: E731
+    if device.startswith("cuda"):  # the GPU's peak allocation, not the host's RSS
+        torch.cuda.reset_peak_memory_stats()
+        timing = time_call(step, repeats=repeats, warmup=warmup, device=device)
+        return timing, torch.cuda.max_memory_allocated() / 1e9
     with PeakRSS() as mem:
         timing = time_call(step, repeats=repeats, warmup=warmup)
     return timing, mem.peak_gb
@@ -91,13 +96,16 @@ def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg
 
 def inference_timing(name: str, options: dict[str, Any], data: CaseTensors, precision: str,
                      repeats: int, warmup: int, segment: bool = True, channels_last: bool = False,
-                     seed: int = 0, compile: bool = False) -> Timing:
-    """Median seconds of ``predict_network`` on the cases of ``data`` (eval, inference mode)."""
+                     seed: int = 0, compile: bool = False, inplace_act: bool = False,
+                     device: str = "cpu") -> Timing:
+    """Median seconds of ``predict_network`` on the cases of ``data`` (eval, inference mode;
+    on ``device``, inputs copied from the host and outputs back, as chmfl predicts)."""
     from chmfl.methods.training import predict_network
 
-    model = _build(name, options, seed).eval()
+    model = _build(name, options, seed).to(device).eval()
     if compile:
         model.compile()
     run = lambda: predict_network(model, data, precision=precision, batch_size=1,  # noqa: E731
-                                  segment=segment, channels_last=channels_last)
-    return time_call(run, repeats=repeats, warmup=warmup)
+                                  segment=segment, channels_last=channels_last,
+                                  inplace_act=inplace_act)
+    return time_call(run, repeats=repeats, warmup=warmup, device=device)

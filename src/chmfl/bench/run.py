@@ -24,6 +24,7 @@ from chmfl.bench.networks import (
     train_step_timing,
 )
 from chmfl.cv.record import PeakRSS, cpu_model
+from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
 from chmfl.methods.train_config import TrainConfig, resolve_precision
 
@@ -41,14 +42,18 @@ def _threads(cfg: BenchConfig) -> None:
 def _matmul(cfg: BenchConfig) -> dict[str, Any]:
     if cfg.skip_matmul:
         return {}
-    fp32, n32 = matmul_gflops(torch.float32, cfg.matmul_fp32_size)
-    bf16, n16 = matmul_gflops(torch.bfloat16)
+    if cfg.device == "cuda":  # large enough to reach the tensor cores' rate
+        fp32, n32 = matmul_gflops(torch.float32, 8192, device="cuda")
+        bf16, n16 = matmul_gflops(torch.bfloat16, 8192, device="cuda")
+    else:
+        fp32, n32 = matmul_gflops(torch.float32, cfg.matmul_fp32_size)
+        bf16, n16 = matmul_gflops(torch.bfloat16)
     return {"matmul_fp32_gflops": fp32, "matmul_fp32_size": n32,
             "matmul_bf16_gflops": bf16, "matmul_bf16_size": n16}
 
 
 def _train_config(cfg: BenchConfig, precision: str, channels_last: bool, fast: bool) -> TrainConfig:
-    return TrainConfig(precision=precision, channels_last=channels_last, accelerator="cpu",
+    return TrainConfig(precision=precision, channels_last=channels_last, accelerator=cfg.device,
                        fast_wgrad=fast and cfg.fast_wgrad, inplace_act=fast and cfg.inplace_act,
                        compile=fast and cfg.compile)
 
@@ -58,9 +63,10 @@ def _chmfl(cfg: BenchConfig, shape: tuple[int, int, int], precision: str) -> dic
     data = synthetic_case(shape, cfg.seed)
     flops = count_flops("chmfl", opts, shape)
     r, w = cfg.repeats, cfg.warmup
-    cl, comp = cfg.channels_last, cfg.compile
-    infer = inference_timing("chmfl", opts, data, precision, r, w, True, cl, cfg.seed, comp)
-    prob = inference_timing("chmfl", opts, data, precision, r, w, False, cl, cfg.seed, comp)
+    cl, comp, ip = cfg.channels_last, cfg.compile, cfg.inplace_act
+    dev = cfg.device
+    infer = inference_timing("chmfl", opts, data, precision, r, w, True, cl, cfg.seed, comp, ip, dev)
+    prob = inference_timing("chmfl", opts, data, precision, r, w, False, cl, cfg.seed, comp, ip, dev)
     tc = _train_config(cfg, precision, cfg.channels_last, fast=True)
     train, peak = train_step_timing("chmfl", opts, data, tc, r, w, cfg.seed)
     return {
@@ -68,6 +74,7 @@ def _chmfl(cfg: BenchConfig, shape: tuple[int, int, int], precision: str) -> dic
         "chmfl_infer_s": infer.median_s, "chmfl_infer_samples_s": infer.samples_s,
         "chmfl_infer_prob_only_s": prob.median_s, "chmfl_infer_prob_only_samples_s": prob.samples_s,
         "chmfl_train_step_s": train.median_s, "chmfl_train_samples_s": train.samples_s,
+        "chmfl_train_step_cpu_s": train.cpu_s, "chmfl_infer_cpu_s": infer.cpu_s,
         "chmfl_train_warmup_s": train.warmup_s,
         "chmfl_train_gflops": flops["train"] / 1e9 / train.median_s,
         "chmfl_infer_gflops": flops["forward"] / 1e9 / infer.median_s,
@@ -81,11 +88,17 @@ def _vnet(cfg: BenchConfig, shape: tuple[int, int, int]) -> dict[str, Any]:
     data = synthetic_case(shape, cfg.seed)
     flops = count_flops("vnet", {}, shape)
     r, w = cfg.repeats, cfg.warmup
-    infer = inference_timing("vnet", {}, data, "32-true", r, w, seed=cfg.seed)
+    infer = inference_timing("vnet", {}, data, "32-true", r, w, seed=cfg.seed, device=cfg.device)
     tc = _train_config(cfg, "32", channels_last=False, fast=False)
     train, peak = train_step_timing("vnet", {}, data, tc, r, w, cfg.seed)
-    return {"vnet_train_gflop": flops["train"] / 1e9, "vnet_infer_fp32_s": infer.median_s,
+    extra: dict[str, Any] = {}
+    if cfg.device == "cuda":  # on a GPU the fair comparison is also V-Net in bf16
+        tc16 = _train_config(cfg, "bf16", channels_last=False, fast=False)
+        train16, peak16 = train_step_timing("vnet", {}, data, tc16, r, w, cfg.seed)
+        extra = {"vnet_train_step_bf16_s": train16.median_s, "vnet_train_bf16_peak_gb": peak16}
+    return {**extra, "vnet_train_gflop": flops["train"] / 1e9, "vnet_infer_fp32_s": infer.median_s,
             "vnet_train_step_fp32_s": train.median_s, "vnet_train_samples_s": train.samples_s,
+            "vnet_train_step_cpu_s": train.cpu_s,
             "vnet_train_gflops": flops["train"] / 1e9 / train.median_s,
             "vnet_train_peak_rss_gb": peak}
 
@@ -94,6 +107,8 @@ def _ratios(res: dict[str, Any], precision: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "vnet_train_step_fp32_s" in res:
         out["speedup_vs_vnet_train"] = res["vnet_train_step_fp32_s"] / res["chmfl_train_step_s"]
+    if "vnet_train_step_bf16_s" in res:
+        out["speedup_vs_vnet_bf16_train"] = res["vnet_train_step_bf16_s"] / res["chmfl_train_step_s"]
     for key in ("matmul_bf16_gflops", "matmul_fp32_gflops"):
         if key in res:
             out[f"chmfl_train_fraction_of_{key.split('_')[1]}"] = res["chmfl_train_gflops"] / res[key]
@@ -104,9 +119,12 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """Run every measurement of ``cfg``; returns the flat result dict (``chmfl bench --json``)."""
     _threads(cfg)
     shape = box_shape(cfg.voxel_mm)
-    precision = resolve_precision(cfg.precision, "cpu")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ChmflError("bench --device cuda asked for but no CUDA device is available")
+    precision = resolve_precision(cfg.precision, cfg.device)
     res: dict[str, Any] = {
         "cpu": cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if cfg.device == "cuda" else "cpu",
         "interop_threads": torch.get_num_interop_threads(), "precision": precision,
         "box_zyx": shape, "config": cfg.to_dict(), "chmfl_options": cfg.chmfl_options(),
         "load_avg_start": load_average(),
@@ -129,14 +147,19 @@ ROWS = (  # (label, key, format) of the printed table
     ("CHMFL inference, prob + mask (s)", "chmfl_infer_s", "{:.3f}"),
     ("CHMFL inference, prob only (s)", "chmfl_infer_prob_only_s", "{:.3f}"),
     ("CHMFL train step (s)", "chmfl_train_step_s", "{:.3f}"),
+    ("CHMFL train step, CPU time (s)", "chmfl_train_step_cpu_s", "{:.3f}"),
     ("CHMFL train achieved (GFLOP/s)", "chmfl_train_gflops", "{:.1f}"),
     ("CHMFL train / fp32 matmul", "chmfl_train_fraction_of_fp32", "{:.1%}"),
     ("CHMFL train / bf16 matmul", "chmfl_train_fraction_of_bf16", "{:.1%}"),
-    ("CHMFL train peak RSS (GB)", "chmfl_train_peak_rss_gb", "{:.2f}"),
+    ("CHMFL train peak RSS / GPU memory (GB)", "chmfl_train_peak_rss_gb", "{:.2f}"),
     ("V-Net fp32 inference (s)", "vnet_infer_fp32_s", "{:.3f}"),
     ("V-Net fp32 train step (s)", "vnet_train_step_fp32_s", "{:.3f}"),
+    ("V-Net fp32 train step, CPU time (s)", "vnet_train_step_cpu_s", "{:.3f}"),
     ("V-Net train achieved (GFLOP/s)", "vnet_train_gflops", "{:.1f}"),
+    ("V-Net train peak RSS / GPU memory (GB)", "vnet_train_peak_rss_gb", "{:.2f}"),
     ("V-Net step / CHMFL step", "speedup_vs_vnet_train", "{:.2f}x"),
+    ("V-Net bf16 train step (s)", "vnet_train_step_bf16_s", "{:.3f}"),
+    ("V-Net bf16 step / CHMFL step", "speedup_vs_vnet_bf16_train", "{:.2f}x"),
     ("peak RSS, whole run (GB)", "peak_rss_gb", "{:.2f}"),
 )
 
@@ -145,7 +168,7 @@ def format_table(res: dict[str, Any]) -> str:
     """The result as a two-column text table, with the run's settings in its header."""
     head = (f"chmfl bench: box {'x'.join(map(str, res['box_zyx']))} voxels "
             f"({res['config']['voxel_mm']:g} mm), precision {res['precision']}, "
-            f"{res['threads']} threads, {res['cpu']}, load {res['load_avg_start'][0]:.2f}"
+            f"{res['threads']} threads, {res['cpu']}, device {res.get('device', 'cpu')}, load {res['load_avg_start'][0]:.2f}"
             f" -> {res['load_avg_end'][0]:.2f}")
     opts = {k: v for k, v in res["config"].items()
             if k in ("preset", "channels_last", "fast_wgrad", "inplace_act", "compile", "repeats")}

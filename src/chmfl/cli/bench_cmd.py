@@ -12,8 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--voxel-mm", type=float, default=1.0, help="box voxel size (1 = the paper's 144x112x112)")
     p.add_argument("--json", metavar="FILE", help="also write every number to FILE (JSON)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where to time (cuda: one GPU; peak memory is then the GPU's)")
     p.add_argument("--precision", choices=("auto", "32", "bf16"), default="auto",
-                   help="CHMFL precision (auto: bf16 only where the CPU runs it natively)")
+                   help="CHMFL precision (auto: bf16 only where the device runs it natively)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--interop-threads", type=int, default=0, help="torch inter-op threads (0: default)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from chmfl.cli.args import parse_key_values
 
     cfg = BenchConfig(
-        voxel_mm=args.voxel_mm, precision=args.precision, threads=args.threads,
+        voxel_mm=args.voxel_mm, device=args.device, precision=args.precision, threads=args.threads,
         interop_threads=args.interop_threads, repeats=args.repeats, warmup=args.warmup,
         channels_last=args.channels_last, fast_wgrad=args.fast_wgrad, inplace_act=args.inplace_act,
         compile=args.compile, preset=args.preset, model_options=parse_key_values(args.set),

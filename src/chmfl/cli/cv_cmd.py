@@ -20,6 +20,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _parallel(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--parallel-folds", type=int, default=1, metavar="N",
+                   help="run N fold jobs at once in separate processes, each with 1/N of the CPU "
+                        "threads (or sharing one GPU); default 1")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cv", help="cross-validate any set of methods on shared splits")
     _common(p)
@@ -27,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=6)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--reference", help="method the t-tests compare against (default chmfl)")
+    _parallel(p)
     p.set_defaults(func=run_cv)
 
     p = sub.add_parser("reproduce", help="run one of the paper's experiments (table1 ... fig5)")
@@ -35,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int)
     p.add_argument("--pretrained", action="append", default=[], metavar="KEY=FILE",
                    help="weights for pretrained rows (Table SII), e.g. resnet18=resnet18.safetensors")
+    _parallel(p)
     p.set_defaults(func=run_reproduce)
 
     p = sub.add_parser("train", help="fit one method on all included patients and save it for 'chmfl predict'")
@@ -50,7 +58,8 @@ def _options(args: argparse.Namespace, **extra):
     from chmfl.cv.runner import RunOptions
 
     return RunOptions(seed=args.seed, epochs=args.epochs, preset=args.preset,
-                      train=parse_key_values(args.sets), progress=not args.no_progress, **extra)
+                      train=parse_key_values(args.sets), progress=not args.no_progress,
+                      parallel_folds=getattr(args, "parallel_folds", 1), **extra)
 
 
 def run_cv(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ class RunOptions:
     train: dict[str, Any] = field(default_factory=dict)  # --set key=value overrides
     pretrained: dict[str, str] = field(default_factory=dict)  # KEY -> weights file
     progress: bool = True
+    parallel_folds: int = 1  # fold jobs run at once, each in its own process (1: in this one)
 
 
 def fold_seed(seed: int, repeat: int, fold: int) -> int:
@@ -117,8 +118,6 @@ def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int) 
 
 def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: RunOptions) -> Path:
     """Run ``exp`` on the prepared cohort in ``cache``, recording everything in ``out``."""
-    from tqdm.auto import tqdm
-
     cases = load_cases(cache)
     for p in opts.pretrained.values():
         if not Path(p).is_file():
@@ -135,17 +134,43 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
                 for j in _jobs(exp, opts, out, rep["repeat"], f["fold"])[0]]
     skipped = _jobs(exp, opts, out, 0, 0)[1]
     _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped})
-    frames = []
-    for job, fold in tqdm(all_jobs, desc="folds", disable=not opts.progress):
-        log.info("%s repeat %d fold %d", job.label, job.repeat, job.fold)
-        train = [by_id[p] for p in fold["train"]]
-        test = [by_id[p] for p in fold["test"]]
-        frames.append(run_fold(job, train, test, opts.progress))
+    frames = _run_jobs(all_jobs, by_id, opts)
     write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs])
     _write_config(out, exp, opts, Path(cache), cases,
                   {"started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
                    "skipped": skipped})
     return out
+
+
+def _run_jobs(all_jobs: list, by_id: dict[str, CaseData], opts: RunOptions) -> list[pd.DataFrame]:
+    """Every fold job, in order, or ``opts.parallel_folds`` at a time in worker processes
+    (a fold is self-contained: its seed, folder and checkpoint), each with an equal share of
+    the CPU threads; on one GPU, the workers share it (batch size 1 leaves most of it idle)."""
+    from tqdm.auto import tqdm
+
+    args = [(job, [by_id[p] for p in fold["train"]], [by_id[p] for p in fold["test"]])
+            for job, fold in all_jobs]
+    if opts.parallel_folds <= 1:
+        frames = []
+        for job, train, test in tqdm(args, desc="folds", disable=not opts.progress):
+            log.info("%s repeat %d fold %d", job.label, job.repeat, job.fold)
+            frames.append(run_fold(job, train, test, opts.progress))
+        return frames
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // opts.parallel_folds)
+    with ProcessPoolExecutor(opts.parallel_folds, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_threads, initargs=(threads,)) as pool:
+        futures = [pool.submit(run_fold, job, train, test, False) for job, train, test in args]
+        return [f.result() for f in tqdm(futures, desc="folds", disable=not opts.progress)]
+
+
+def _worker_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob]) -> None:

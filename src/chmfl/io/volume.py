@@ -15,9 +15,12 @@ Axis order and units (the contract every later stage relies on):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk
+
+if TYPE_CHECKING:  # imported where used: training from a prepared cache needs no SimpleITK
+    import SimpleITK as sitk
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class Volume:
 
     def to_sitk(self) -> sitk.Image:
         """Return a SimpleITK image with the same pixels and geometry."""
+        import SimpleITK as sitk
+
         img = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
         img.SetSpacing(tuple(float(s) for s in self.spacing[::-1]))
         img.SetOrigin(tuple(float(o) for o in self.origin))
@@ -51,6 +56,8 @@ class Volume:
         """Build a Volume from a 3D SimpleITK image (copying its pixels)."""
         if img.GetDimension() != 3:
             raise ValueError(f"expected a 3D image, got {img.GetDimension()}D")
+        import SimpleITK as sitk
+
         return cls(
             array=sitk.GetArrayFromImage(img),
             spacing=tuple(float(s) for s in img.GetSpacing()[::-1]),

@@ -107,18 +107,21 @@ class NeuralMethod:
         out = {"train_auc_last_epoch": float(self.history_[-1]["train_auc"]) if self.history_ else float("nan")}
         has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.network_.modules())
         modes = ("running", "sample") if has_bn else ("running",)
-        precision = resolve_precision(self.train.precision, "cpu")
+        device = resolve_accelerator(self.train.accelerator)
+        precision = resolve_precision(self.train.precision, device)
         for mode in modes:
-            p = predict_network(self.network_, data, precision=precision, bn_eval=mode)["probability"]
+            p = predict_network(self.network_, data, precision=precision, bn_eval=mode,
+                                device=device)["probability"]
             out[f"train_auc_eval_{mode}"] = float(roc_auc_score(y, p)) if len(set(y)) == 2 else float("nan")
         return out
 
     def _outputs(self, cases: Sequence[CaseData]) -> dict[str, np.ndarray]:
         if not hasattr(self, "network_"):
             raise ChmflError(f"method {self.name} is not fitted")
-        precision = resolve_precision(self.train.precision, "cpu")
-        return predict_network(self.network_, self._tensors(cases), precision=precision,
-                               bn_eval=self.train.bn_eval)
+        device = resolve_accelerator(self.train.accelerator)
+        return predict_network(self.network_, self._tensors(cases),
+                               precision=resolve_precision(self.train.precision, device),
+                               bn_eval=self.train.bn_eval, device=device)
 
     def predict_proba(self, cases: Sequence[CaseData]) -> np.ndarray:
         return self._outputs(cases)["probability"]

@@ -214,18 +214,47 @@ def fabric_unwrap(model: nn.Module) -> nn.Module:
 def bn_sample_statistics(model: nn.Module):
     """BatchNorm normalises with each sample's own statistics (as in training at batch size 1)
     instead of the running averages; running averages are left untouched (momentum 0);
-    dropout and everything else stay in eval mode."""
+    dropout and everything else stay in eval mode.
+
+    A map with a single value per channel (a 1-voxel deepest level of a small input) has no
+    sample statistics: that BatchNorm falls back to its running averages for the call.
+    """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in bns]
+    saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone())
+             for m in bns]
+
+    def _one_value_falls_back(module, args):
+        x = args[0]
+        module.training = x.numel() // max(x.shape[1], 1) > 1
+
+    hooks = [m.register_forward_pre_hook(_one_value_falls_back) for m in bns]
     try:
         for m in bns:
             m.train()
             m.momentum = 0.0
         yield
     finally:
-        for m, mom in zip(bns, saved):
+        for h in hooks:
+            h.remove()
+        for m, (mom, tracked) in zip(bns, saved):
             m.momentum = mom
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
             m.eval()
+
+
+@contextlib.contextmanager
+def _inplace(model: nn.Module, enable: bool):
+    """ELUs in place for the call, their flags restored afterwards."""
+    elus = [m for m in model.modules() if isinstance(m, nn.ELU)] if enable else []
+    saved = [m.inplace for m in elus]
+    try:
+        for m in elus:
+            m.inplace = True
+        yield
+    finally:
+        for m, flag in zip(elus, saved):
+            m.inplace = flag
 
 
 @contextlib.contextmanager
@@ -245,51 +274,58 @@ def _decoder_skipped(model: nn.Module, skip: bool):
 
 def predict_network(model: nn.Module, data: CaseTensors, precision: str = "32-true",
                     batch_size: int = 4, bn_eval: str = "running", segment: bool = True,
-                    channels_last: bool = False) -> dict[str, np.ndarray]:
+                    channels_last: bool = False, inplace_act: bool = False,
+                    device: str | torch.device | None = None) -> dict[str, np.ndarray]:
     """Eval-mode outputs for every case: DM probability, and masks / features when the model has them.
 
     ``bn_eval``: "running" (PyTorch's eval mode: BatchNorm uses running averages) or
     "sample" (each case normalised with its own statistics, one case at a time; see
     ``bn_sample_statistics`` and docs/training.md). ``segment=False``: skip the CFL decoder
     where the network allows it (same probabilities, no mask). ``channels_last``: run in the
-    channels_last_3d memory format (same outputs up to float rounding).
+    channels_last_3d memory format (same outputs up to float rounding). ``inplace_act``: ELUs
+    overwrite their input for the call (same outputs, less memory traffic; only for networks
+    whose ELU inputs are used by nothing else, as in CHMFL -- inference mode cannot check it).
+    ``device``: run on this device (the model is moved there for the call and back after);
+    default: where the model is. Outputs are numpy arrays on the host either way.
     """
+    home = next(model.parameters()).device
+    if device is not None and torch.device(device) != home:
+        try:
+            return predict_network(model.to(device), data, precision, batch_size, bn_eval, segment,
+                                   channels_last, inplace_act)
+        finally:
+            model.to(home)
     model.eval()
     if bn_eval not in ("running", "sample"):
         raise ValueError(f"bn_eval must be 'running' or 'sample', not {bn_eval!r}")
+    # channels_last: only the inputs change layout; every conv then runs (and outputs) channels-last
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
-    if channels_last:
-        model.to(memory_format=fmt)
-    try:  # the layout changes above stay outside inference mode (parameters must stay trainable)
-        with torch.inference_mode(), _decoder_skipped(model, not segment):
-            if bn_eval == "sample":
-                with bn_sample_statistics(model):
-                    return _predict_batches(model, data, precision, 1, fmt)
-            return _predict_batches(model, data, precision, batch_size, fmt)
-    finally:
-        if channels_last:
-            model.to(memory_format=torch.contiguous_format)
+    with torch.inference_mode(), _decoder_skipped(model, not segment), _inplace(model, inplace_act):
+        if bn_eval == "sample":
+            with bn_sample_statistics(model):
+                return _predict_batches(model, data, precision, 1, fmt)
+        return _predict_batches(model, data, precision, batch_size, fmt)
 
 
 def _predict_batches(model: nn.Module, data: CaseTensors, precision: str, batch_size: int,
                      memory_format=torch.contiguous_format) -> dict[str, np.ndarray]:
     probs, masks, feats = [], [], []
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     device = next(model.parameters()).device
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     for start in range(0, len(data), batch_size):
         b = data.batch(torch.arange(start, min(start + batch_size, len(data))))
         with autocast:
             out = _forward(model, b, device, memory_format)
-        probs.append(torch.softmax(out.logits.float(), 1)[:, 1])
+        probs.append(torch.softmax(out.logits.float(), 1)[:, 1].cpu())
         if out.seg_logits is not None:
-            seg = out.seg_logits.float().argmax(1).to(torch.uint8)  # (B, D', H, W)
+            seg = out.seg_logits.argmax(1).to(torch.uint8).cpu()  # (B, D', H, W)
             if out.seg_slices is not None:  # 2D models: place their slices into the full box
                 full = torch.zeros((seg.shape[0], *b.pet.shape[2:]), dtype=torch.uint8)
                 full[:, out.seg_slices[0] : out.seg_slices[1]] = seg
                 seg = full
             masks.append(seg)
         if out.features is not None:
-            feats.append(out.features.float().flatten(1))
+            feats.append(out.features.float().flatten(1).cpu())
     result = {"probability": torch.cat(probs).numpy()}
     if masks:
         result["mask"] = torch.cat(masks).numpy()

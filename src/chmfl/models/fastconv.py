@@ -83,15 +83,19 @@ class GemmWgradConv3d(nn.Conv3d):
         return _GemmWgradConv3d.apply(x, weight, bias, tuple(self.padding))
 
 
+MIN_IN_CHANNELS = 8  # below, each GEMM is a matrix-vector product: oneDNN is faster (1 -> 16: 10x)
+
+
 def _eligible(m: nn.Module) -> bool:
     return (type(m) is nn.Conv3d and m.stride == (1, 1, 1) and m.dilation == (1, 1, 1)
             and m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
-            and max(m.kernel_size) > 1)
+            and max(m.kernel_size) > 1 and m.in_channels >= MIN_IN_CHANNELS)
 
 
 def use_gemm_wgrad(model: nn.Module, enable: bool = True) -> nn.Module:
-    """Switch every eligible ``nn.Conv3d`` of ``model`` (stride 1, ungrouped, kernel > 1) to
-    ``GemmWgradConv3d`` (``enable=False`` switches back); in place, returns ``model``."""
+    """Switch every eligible ``nn.Conv3d`` of ``model`` (stride 1, ungrouped, kernel > 1, at
+    least 8 input channels) to ``GemmWgradConv3d`` (``enable=False`` switches back); in place,
+    returns ``model``."""
     for m in model.modules():
         if enable and _eligible(m):
             m.__class__ = GemmWgradConv3d

@@ -14,18 +14,23 @@ from pathlib import Path
 import yaml
 
 from chmfl.fsutil import atomic_dir
-from chmfl.preprocess.config import PrepareConfig
+from chmfl.preprocess.config import IntensityConfig, PrepareConfig
 from chmfl.preprocess.prepare import PrepareResult, prepare_cohort
 
 # 4 mm, float16, storage steps 16x the cache's (CT 1 HU, SUV and inputs 1/16): about 5 MB.
-BUNDLE_CONFIG = PrepareConfig(voxel_mm=4.0, dtype="float16", quantize=16.0)
+# Network inputs use the fixed "window" intensities, which keep absolute SUV and HU: with the
+# paper's per-volume standardisation + contrast normalisation the absolute uptake (SUVmax,
+# the strongest single predictor here) is normalised away (docs/training.md). The raw SUV/HU
+# arrays are in the bundle too, so either can be studied.
+BUNDLE_CONFIG = PrepareConfig(voxel_mm=4.0, dtype="float16", quantize=16.0,
+                              intensity=IntensityConfig(mode="window"))
 
 LICENSE_TEXT = """\
 chmfl demo data: the 51 patients of the TCIA Soft-tissue-Sarcoma collection, as released by
 the Image Biomarker Standardisation Initiative (IBSI validation set), preprocessed by chmfl's
 own 'chmfl data prepare' at 4 mm voxels (float16; CT rounded to 1 HU, SUV and network
-inputs to 1/16): PET (SUVbw) and CT (HU) in the 112 x 112 x 144 mm box around the CT tumour
-contour, the contour itself, and the outcome labels from the TCIA clinical sheet (no names,
+inputs to 1/16; network inputs with fixed-window intensities): PET (SUVbw) and CT (HU) in
+the 112 x 112 x 144 mm box around the CT tumour contour, the contour itself, and the outcome labels from the TCIA clinical sheet (no names,
 birth dates or addresses).
 
 Licence: Creative Commons Attribution 3.0 Unported (CC BY 3.0),
