@@ -1,15 +1,3 @@
-"""One intra-op thread for the network tests: on a shared 2-core machine, spinning OpenMP
-threads make tiny convolutions many times slower than a single thread."""
+"""Network tests run on one intra-op thread (tests/threads.py)."""
 
-from __future__ import annotations
-
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.threads import one_thread  # noqa: F401  (an autouse fixture)

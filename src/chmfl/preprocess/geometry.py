@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from chmfl.io.volume import Volume
+from chmfl.preprocess.interp import lerp_axis
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -109,16 +110,7 @@ def _separable_linear(array: np.ndarray, positions: list[np.ndarray], pad_value:
     """
     out = np.asarray(array, dtype=np.float32)
     for axis in (2, 1, 0):  # the slice axis last: its copies are contiguous blocks
-        n = out.shape[axis]
-        pos = np.clip(positions[axis], 0.0, n - 1.0)
-        i0 = np.minimum(np.floor(pos).astype(np.intp), max(n - 2, 0))
-        i1 = np.minimum(i0 + 1, n - 1)
-        w = (pos - i0).astype(np.float32).reshape([-1 if a == axis else 1 for a in range(3)])
-        lo, hi = out.take(i0, axis=axis), out.take(i1, axis=axis)
-        hi -= lo
-        hi *= w
-        hi += lo
-        out = hi
+        out = lerp_axis(out, np.clip(positions[axis], 0.0, out.shape[axis] - 1.0), axis)
     if pad_value is not None:
         for axis in range(3):
             n = array.shape[axis]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from chmfl.preprocess.config import IntensityConfig
+from chmfl.preprocess.interp import lerp_axis
 
 _EPS = 1e-6
 
@@ -68,14 +69,7 @@ def _upsample(tiles: np.ndarray, shape: tuple[int, ...], extrapolate: bool = Fal
         pos = (np.arange(n) + 0.5) * m / n - 0.5  # voxel centre in tile-centre units
         if not extrapolate or m < 2:
             pos = np.clip(pos, 0, m - 1)
-        i0 = np.clip(np.floor(pos).astype(np.intp), 0, max(m - 2, 0))
-        i1 = np.minimum(i0 + 1, m - 1)
-        w = (pos - i0).astype(np.float32).reshape([-1 if a == axis else 1 for a in range(3)])
-        lo, hi = out.take(i0, axis=axis), out.take(i1, axis=axis)
-        hi -= lo
-        hi *= w
-        hi += lo
-        out = hi
+        out = lerp_axis(out, pos, axis)
     return out
 
 
