@@ -128,3 +128,13 @@ def test_per_sample_bn_falls_back_on_one_voxel_maps():
     p_running = predict_network(net, data, bn_eval="running")["probability"]
     assert np.isfinite(p_sample).all() and not np.allclose(p_sample, p_running)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("model", ["cnn2d", "cnlpc", "chmfl"])
+def test_channels_last_trains_2d_and_3d_networks(model):
+    """channels_last_3d applies to 3D-conv weights only: networks with 2D convs train too."""
+    kwargs = TINY if model == "chmfl" else {}
+    m = NeuralMethod(model, model, kwargs, train={**FAST, "channels_last": True, "epochs": 1}, seed=0,
+                     progress=False)
+    p = m.fit(make_cases(4, shape=(16, 32, 32))).predict_proba(make_cases(2, shape=(16, 32, 32), seed=9))
+    assert p.shape == (2,) and np.isfinite(p).all()

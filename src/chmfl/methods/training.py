@@ -148,13 +148,14 @@ def fit_network(model: nn.Module, data: CaseTensors, cfg: TrainConfig, seed: int
 
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    # process-wide in torch: set either way, so a non-deterministic run after a deterministic
+    # one (several methods in one process) really is allowed the faster kernels
+    torch.use_deterministic_algorithms(cfg.deterministic, warn_only=True)
     fabric = make_fabric(cfg)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
     memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-    model = apply_speed_options(model.to(memory_format=memory_format), cfg)
+    model = apply_speed_options(to_memory_format(model, memory_format), cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt = Path(workdir) / CHECKPOINT if workdir else None
     state = LoopState()
@@ -178,6 +179,18 @@ def fit_network(model: nn.Module, data: CaseTensors, cfg: TrainConfig, seed: int
     bar.close()
     net = remove_speed_options(fabric_unwrap(model)).to("cpu", memory_format=torch.contiguous_format).eval()
     return net, state.history
+
+
+def to_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """``model`` in ``memory_format``; channels_last_3d applies to 5-D (3D-conv) weights only,
+    so networks with 2D convolutions (or none) keep theirs. In place; returns ``model``."""
+    if memory_format != torch.channels_last_3d:
+        return model.to(memory_format=memory_format)
+    for m in model.modules():
+        for p in m.parameters(recurse=False):
+            if p.dim() == 5:
+                p.data = p.data.contiguous(memory_format=memory_format)
+    return model
 
 
 def apply_speed_options(model: nn.Module, cfg: TrainConfig) -> nn.Module:

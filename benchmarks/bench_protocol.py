@@ -1,0 +1,100 @@
+"""What the paper protocol costs, network by network: every neural method of Tables I and II
+trained by the real loop (``fit_network``, the method's own training settings: batch 1, Adam,
+Eq. (1)) on ``--cases`` synthetic patients for 2 epochs, one after another in one process.
+The second epoch (no start-up) x ``--protocol-epochs`` x 6 folds is each method's share of
+the protocol at the epoch maximum (early stopping usually ends sooner); the sums are the
+tables run one fold at a time.
+
+    python benchmarks/bench_protocol.py [--device cuda] [--voxel-mm 1] [--set KEY=VALUE] [--json FILE]
+
+MOR+3D CNNs is timed by its CNN (its radiomics search runs on the CPU); 3DMCL gets 100 random
+handcrafted features. HC+RF and the SUVmax floor train in seconds on a CPU and are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, write  # noqa: E402
+
+TABLE_I = ["cnlpc", "mor-3dcnn", "3dmcl", "mask-hmfl", "cfl", "chmfl"]
+TABLE_II = ["cnn2d-ct", "cnn2d-pet", "cnn2d-petct", "cnn3d-ct", "cnn3d-pet", "cnn3d-petct",
+            "mask-hmfl", "cfl", "chmfl"]
+
+
+def _method(name: str):
+    from chmfl.methods.neural import NeuralMethod
+    from chmfl.methods.registry import create
+
+    if name == "mor-3dcnn":
+        return NeuralMethod("mor-3dcnn[cnn]", "mor-cnn")
+    return create(name)
+
+
+def time_method(name: str, a: argparse.Namespace) -> dict:
+    import torch
+
+    from chmfl.bench.networks import box_shape, synthetic_case
+    from chmfl.methods.training import fit_network
+
+    m = _method(name)
+    n_features = 100 if getattr(m._network_class(), "uses_handcrafted", False) else 0
+    data = synthetic_case(box_shape(a.voxel_mm), seed=0, batch=a.cases)
+    data.labels[::2] = 0
+    if n_features:
+        data = dataclasses.replace(data, features=torch.randn(a.cases, n_features))
+    cfg = m.train.replace(epochs=2, patience=10**6, accelerator=a.device, **a.sets)
+    net = m._build(n_features)
+    t0 = time.perf_counter()
+    _, history = fit_network(net, data, cfg, seed=0, progress=False)
+    epochs = [h["seconds"] for h in history]
+    share_h = epochs[-1] * a.protocol_epochs * 6 / 3600
+    return {"method": name, "network": m.model, "first_epoch_s": round(epochs[0], 3),
+            "epoch_s": round(epochs[-1], 3), "step_s": round(epochs[-1] / a.cases, 4),
+            "protocol_share_h": round(share_h, 3), "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--voxel-mm", type=float, default=1.0)
+    p.add_argument("--cases", type=int, default=40, help="training patients per fold")
+    p.add_argument("--protocol-epochs", type=int, default=200)
+    p.add_argument("--methods", nargs="+", help="default: every neural method of Tables I and II")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="training setting for every method, e.g. --set channels_last=true")
+    p.add_argument("--json", default="benchmarks/results/protocol.json")
+    a = p.parse_args()
+    from chmfl.cli.args import parse_key_values
+
+    a.sets = parse_key_values(a.sets)
+    names = a.methods or list(dict.fromkeys(TABLE_I + TABLE_II))
+    record = {"machine": machine(), "args": vars(a), "methods": []}
+    if a.device == "cuda":
+        import torch
+
+        record["gpu"] = torch.cuda.get_device_name()
+    for name in names:
+        r = time_method(name, a)
+        record["methods"].append(r)
+        print(f"{name:<14} {r['epoch_s']:>8.2f} s/epoch ({r['step_s']:.3f} s/step; first epoch "
+              f"{r['first_epoch_s']:.1f} s) -> {r['protocol_share_h']:.2f} h of the protocol", flush=True)
+    share = {r["method"]: r["protocol_share_h"] for r in record["methods"]}
+    for label, table in (("Table I", TABLE_I), ("Table II", TABLE_II)):
+        if all(n in share for n in table):
+            record[label] = round(sum(share[n] for n in table), 3)
+            print(f"{label}: {record[label]:.2f} h at {a.protocol_epochs} epochs, one fold at a time")
+    if all(n in share for n in TABLE_I + TABLE_II):
+        record["Tables I + II, shared methods once"] = round(sum(share.values()), 3)
+        print(f"Tables I + II (shared methods trained once): {sum(share.values()):.2f} h")
+    write(a.json, record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
