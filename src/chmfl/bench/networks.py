@@ -75,7 +75,12 @@ def _build(name: str, options: dict[str, Any], seed: int) -> nn.Module:
 def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg: TrainConfig,
                       repeats: int, warmup: int, seed: int = 0) -> tuple[Timing, float]:
     """Median seconds of one training step of ``name`` on ``data`` and the peak RSS (GB)."""
-    from chmfl.methods.training import apply_speed_options, make_fabric, to_memory_format, train_step
+    from chmfl.methods.training import (
+        apply_speed_options,
+        make_fabric,
+        to_memory_format,
+        train_step,
+    )
 
     fabric = make_fabric(cfg)
     fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
