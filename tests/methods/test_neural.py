@@ -138,3 +138,12 @@ def test_channels_last_trains_2d_and_3d_networks(model):
                      progress=False)
     p = m.fit(make_cases(4, shape=(16, 32, 32))).predict_proba(make_cases(2, shape=(16, 32, 32), seed=9))
     assert p.shape == (2,) and np.isfinite(p).all()
+
+
+def test_model_trained_for_cuda_predicts_on_a_cpu_machine(monkeypatch):
+    """A saved model whose settings name the GPU still predicts where there is none."""
+    m = _method().fit(make_cases(4))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    m.train = m.train.replace(accelerator="cuda")
+    assert m._predict_device() == "cpu"
+    assert m.predict_proba(make_cases(2, seed=5)).shape == (2,)

@@ -97,6 +97,13 @@ class NeuralMethod:
         self.diagnostics_ = self._diagnostics(data)
         return self
 
+    def _predict_device(self) -> str:
+        """Where to predict: the GPU when the training settings allow one and it is here; a
+        model trained on a GPU still predicts on a machine without one."""
+        if self.train.accelerator in ("auto", "cuda") and torch.cuda.is_available():
+            return "cuda"
+        return "cpu"
+
     def _diagnostics(self, data: CaseTensors) -> dict[str, float]:
         """Training-fold AUC of the trained network as it will predict, with BatchNorm on its
         running averages and on each patient's own statistics: a gap between them (and the
@@ -107,7 +114,7 @@ class NeuralMethod:
         out = {"train_auc_last_epoch": float(self.history_[-1]["train_auc"]) if self.history_ else float("nan")}
         has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.network_.modules())
         modes = ("running", "sample") if has_bn else ("running",)
-        device = resolve_accelerator(self.train.accelerator)
+        device = self._predict_device()
         precision = resolve_precision(self.train.precision, device)
         for mode in modes:
             p = predict_network(self.network_, data, precision=precision, bn_eval=mode,
@@ -118,7 +125,7 @@ class NeuralMethod:
     def _outputs(self, cases: Sequence[CaseData]) -> dict[str, np.ndarray]:
         if not hasattr(self, "network_"):
             raise ChmflError(f"method {self.name} is not fitted")
-        device = resolve_accelerator(self.train.accelerator)
+        device = self._predict_device()
         return predict_network(self.network_, self._tensors(cases),
                                precision=resolve_precision(self.train.precision, device),
                                bn_eval=self.train.bn_eval, device=device)
