@@ -13,26 +13,23 @@ from pathlib import Path
 
 def machine() -> dict:
     """CPU model, cores and load average: every recorded number carries them."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_avg": [round(v, 2) for v in os.getloadavg()],
+    from chmfl.bench.measure import load_average
+    from chmfl.cv.record import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "load_avg": list(load_average()),
             "python": platform.python_version(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def timed(cmd: list[str]) -> dict:
     """Run ``cmd`` (stdout/stderr passed through), return its wall time and exit code."""
     print("$ " + " ".join(cmd), flush=True)
-    load = [round(v, 2) for v in os.getloadavg()]
+    from chmfl.bench.measure import load_average
+
+    load = list(load_average())
     t0 = time.perf_counter()
     rc = subprocess.run(cmd, check=False).returncode
     return {"cmd": cmd, "rc": rc, "wall_s": round(time.perf_counter() - t0, 2), "load_before": load,
-            "load_after": [round(v, 2) for v in os.getloadavg()]}
+            "load_after": list(load_average())}
 
 
 def chmfl() -> list[str]:

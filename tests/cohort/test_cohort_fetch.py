@@ -11,6 +11,12 @@ from chmfl.cohort import fetch as fetch_mod
 from chmfl.errors import ChmflError
 
 
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Every test here fails loudly if anything tries to download."""
+    monkeypatch.setattr(fetch_mod.urllib.request, "urlopen", _no_network)
+
+
 @pytest.fixture
 def local_copy(tmp_path, monkeypatch):
     """A miniature release (archive + sheet) whose checksums replace the recorded ones."""
@@ -27,7 +33,6 @@ def local_copy(tmp_path, monkeypatch):
     monkeypatch.setattr(fetch_mod, "SHA256", {fetch_mod.ARCHIVE_NAME: fetch_mod.sha256_file(archive),
                                               fetch_mod.CLINICAL_NAME: fetch_mod.sha256_file(sheet)})
     monkeypatch.setattr(fetch_mod, "TREE_SHA256", fetch_mod.tree_digest(src / "build" / "sts-petct"))
-    monkeypatch.setattr(fetch_mod.urllib.request, "urlopen", _no_network)
     return src
 
 

@@ -24,9 +24,8 @@ from chmfl.bench.networks import (
     train_step_timing,
 )
 from chmfl.cv.record import PeakRSS, cpu_model
-from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
-from chmfl.methods.train_config import TrainConfig, resolve_precision
+from chmfl.methods.train_config import TrainConfig, resolve_accelerator, resolve_precision
 
 
 def _threads(cfg: BenchConfig) -> None:
@@ -119,9 +118,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """Run every measurement of ``cfg``; returns the flat result dict (``chmfl bench --json``)."""
     _threads(cfg)
     shape = box_shape(cfg.voxel_mm)
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ChmflError("bench --device cuda asked for but no CUDA device is available")
-    precision = resolve_precision(cfg.precision, cfg.device)
+    precision = resolve_precision(cfg.precision, resolve_accelerator(cfg.device))
     res: dict[str, Any] = {
         "cpu": cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name() if cfg.device == "cuda" else "cpu",

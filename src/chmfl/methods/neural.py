@@ -104,6 +104,11 @@ class NeuralMethod:
             return "cuda"
         return "cpu"
 
+    def _predict_settings(self) -> dict[str, str]:
+        """``predict_network``'s device and precision for this method's network."""
+        device = self._predict_device()
+        return {"device": device, "precision": resolve_precision(self.train.precision, device)}
+
     def _diagnostics(self, data: CaseTensors) -> dict[str, float]:
         """Training-fold AUC of the trained network as it will predict, with BatchNorm on its
         running averages and on each patient's own statistics: a gap between them (and the
@@ -114,21 +119,17 @@ class NeuralMethod:
         out = {"train_auc_last_epoch": float(self.history_[-1]["train_auc"]) if self.history_ else float("nan")}
         has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.network_.modules())
         modes = ("running", "sample") if has_bn else ("running",)
-        device = self._predict_device()
-        precision = resolve_precision(self.train.precision, device)
+        settings = self._predict_settings()
         for mode in modes:
-            p = predict_network(self.network_, data, precision=precision, bn_eval=mode,
-                                device=device)["probability"]
+            p = predict_network(self.network_, data, bn_eval=mode, **settings)["probability"]
             out[f"train_auc_eval_{mode}"] = float(roc_auc_score(y, p)) if len(set(y)) == 2 else float("nan")
         return out
 
     def _outputs(self, cases: Sequence[CaseData]) -> dict[str, np.ndarray]:
         if not hasattr(self, "network_"):
             raise ChmflError(f"method {self.name} is not fitted")
-        device = self._predict_device()
-        return predict_network(self.network_, self._tensors(cases),
-                               precision=resolve_precision(self.train.precision, device),
-                               bn_eval=self.train.bn_eval, device=device)
+        return predict_network(self.network_, self._tensors(cases), bn_eval=self.train.bn_eval,
+                               **self._predict_settings())
 
     def predict_proba(self, cases: Sequence[CaseData]) -> np.ndarray:
         return self._outputs(cases)["probability"]

@@ -109,7 +109,7 @@ class HierarchicalFusion(nn.Module):
         self.levels = tuple(levels)
 
     def forward(self, fused: Sequence[torch.Tensor]) -> torch.Tensor:
-        pooled = [torch.amax(fused[i].flatten(2), dim=2) for i in self.levels]  # (B, C_i) each
+        pooled = [_spatial_max(fused[i]) for i in self.levels]  # (B, C_i) each
         return torch.cat(pooled, 1)  # (B, sum C_i)
 
     def pool_pair(self, pet_maps: Sequence[torch.Tensor], ct_maps: Sequence[torch.Tensor]) -> torch.Tensor:
