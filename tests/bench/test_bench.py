@@ -32,6 +32,7 @@ def test_bench_cli_tiny_run_writes_required_keys(tmp_path, capsys):
     assert 0 < res["chmfl_infer_prob_only_s"] and 0 < res["chmfl_train_step_s"]
     assert res["chmfl_train_gflops"] == pytest.approx(res["chmfl_train_gflop"] / res["chmfl_train_step_s"])
     assert res["peak_rss_gb"] >= res["chmfl_train_peak_rss_gb"] > 0
+    assert 0 < res["chmfl_train_saved_gb"] < res["chmfl_train_peak_rss_gb"]
     assert "vnet_train_step_fp32_s" not in res
     table = capsys.readouterr().out
     assert "CHMFL train step (s)" in table and "V-Net" not in table
@@ -82,3 +83,21 @@ def test_bench_device_is_checked():
         BenchConfig(device="tpu")
     if not torch.cuda.is_available():
         assert main(["bench", "--device", "cuda", "--voxel-mm", "4", "--skip-vnet"]) != 0
+
+
+def test_memory_options_halve_what_a_step_keeps_for_backward():
+    from chmfl.bench.networks import train_step_timing
+    from chmfl.methods.train_config import TrainConfig
+
+    data = synthetic_case(box_shape(4))
+    plain = TrainConfig(precision="32", accelerator="cpu")
+    low = plain.replace(inplace_abn=True, split_concat=True)
+    _, _, saved_plain = train_step_timing("chmfl", {}, data, plain, repeats=1, warmup=0)
+    _, _, saved_low = train_step_timing("chmfl", {}, data, low, repeats=1, warmup=0)
+    # the conv weights are kept too (once each): at 4 mm they outweigh the maps
+    from chmfl.models import build_model
+
+    weights = sum(p.numel() * 4 for p in build_model("chmfl").parameters()) / 1e9
+    maps_plain, maps_low = saved_plain - weights, saved_low - weights
+    # 1 mm: 2.27 -> 1.03 GB in all with in-place ELUs (docs/performance.md); here without them
+    assert 0 < maps_low < 0.5 * maps_plain, (maps_low, maps_plain)

@@ -29,8 +29,11 @@ class BenchConfig:
     repeats: int = 3  # timed runs per measurement (the median is reported)
     warmup: int = 1  # untimed runs before them
     channels_last: bool = False  # channels_last_3d memory format for CHMFL
-    fast_wgrad: bool = False  # CHMFL convolution weight gradients as large GEMMs (chmfl.bench.wgrad)
+    fast_wgrad: bool = False  # CHMFL convolution weight gradients as large GEMMs (models/fastconv.py)
     inplace_act: bool = False  # ELU in place (saves one activation per conv block)
+    inplace_abn: bool = False  # BatchNorm + ELU keep one map for backward (models/lowmem.py)
+    split_concat: bool = False  # decoder convs read (up, PET, CT) apart (models/lowmem.py)
+    mmap_threshold_mb: float = 0  # glibc malloc maps blocks from this size during the step (0: default)
     compile: bool = False  # torch.compile (inductor) the CHMFL network
     preset: str = "faithful"  # CHMFL model preset (PRESETS)
     model_options: dict[str, Any] = field(default_factory=dict)  # extra CHMFL options
@@ -46,6 +49,8 @@ class BenchConfig:
             raise ChmflError(f"repeats must be >= 1 and warmup >= 0, got {self.repeats}, {self.warmup}")
         if self.device not in ("cpu", "cuda"):
             raise ChmflError(f"bench device must be cpu or cuda, not {self.device!r}")
+        if self.mmap_threshold_mb < 0:
+            raise ChmflError(f"mmap threshold must be >= 0 MB, got {self.mmap_threshold_mb}")
         if not self.voxel_mm > 0:
             raise ChmflError(f"voxel size must be > 0 mm, got {self.voxel_mm}")
 

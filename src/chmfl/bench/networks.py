@@ -8,7 +8,6 @@ arithmetic does not depend on the values. FLOPs are counted once, on the meta de
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -73,8 +72,10 @@ def _build(name: str, options: dict[str, Any], seed: int) -> nn.Module:
 
 
 def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg: TrainConfig,
-                      repeats: int, warmup: int, seed: int = 0) -> tuple[Timing, float]:
-    """Median seconds of one training step of ``name`` on ``data`` and the peak RSS (GB)."""
+                      repeats: int, warmup: int, seed: int = 0) -> tuple[Timing, float, float]:
+    """Median seconds of one training step of ``name`` on ``data``, the peak RSS (GB; on a GPU
+    its peak allocation) and the GB of tensors the step keeps for its backward pass (each
+    storage counted once, read by saved-tensor hooks that copy nothing)."""
     from chmfl.methods.training import (
         apply_speed_options,
         make_fabric,
@@ -89,14 +90,24 @@ def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg
     model, optimizer = fabric.setup(model, optimizer)
     model.train()
     device = str(fabric.device)
-    step: Callable[[], object] = lambda: train_step(model, optimizer, fabric, data, cfg, fmt)  # noqa: E731
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    def step() -> object:
+        saved.clear()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            return train_step(model, optimizer, fabric, data, cfg, fmt)
+
     if device.startswith("cuda"):  # the GPU's peak allocation, not the host's RSS
         torch.cuda.reset_peak_memory_stats()
         timing = time_call(step, repeats=repeats, warmup=warmup, device=device)
-        return timing, torch.cuda.max_memory_allocated() / 1e9
+        return timing, torch.cuda.max_memory_allocated() / 1e9, sum(saved.values()) / 1e9
     with PeakRSS() as mem:
         timing = time_call(step, repeats=repeats, warmup=warmup)
-    return timing, mem.peak_gb
+    return timing, mem.peak_gb, sum(saved.values()) / 1e9
 
 
 def inference_timing(name: str, options: dict[str, Any], data: CaseTensors, precision: str,

@@ -54,6 +54,8 @@ def _matmul(cfg: BenchConfig) -> dict[str, Any]:
 def _train_config(cfg: BenchConfig, precision: str, channels_last: bool, fast: bool) -> TrainConfig:
     return TrainConfig(precision=precision, channels_last=channels_last, accelerator=cfg.device,
                        fast_wgrad=fast and cfg.fast_wgrad, inplace_act=fast and cfg.inplace_act,
+                       inplace_abn=fast and cfg.inplace_abn, split_concat=fast and cfg.split_concat,
+                       mmap_threshold_mb=cfg.mmap_threshold_mb if fast else 0,
                        compile=fast and cfg.compile)
 
 
@@ -67,7 +69,7 @@ def _chmfl(cfg: BenchConfig, shape: tuple[int, int, int], precision: str) -> dic
     infer = inference_timing("chmfl", opts, data, precision, r, w, True, cl, cfg.seed, comp, ip, dev)
     prob = inference_timing("chmfl", opts, data, precision, r, w, False, cl, cfg.seed, comp, ip, dev)
     tc = _train_config(cfg, precision, cfg.channels_last, fast=True)
-    train, peak = train_step_timing("chmfl", opts, data, tc, r, w, cfg.seed)
+    train, peak, saved = train_step_timing("chmfl", opts, data, tc, r, w, cfg.seed)
     return {
         "chmfl_forward_gflop": flops["forward"] / 1e9, "chmfl_train_gflop": flops["train"] / 1e9,
         "chmfl_infer_s": infer.median_s, "chmfl_infer_samples_s": infer.samples_s,
@@ -77,7 +79,7 @@ def _chmfl(cfg: BenchConfig, shape: tuple[int, int, int], precision: str) -> dic
         "chmfl_train_warmup_s": train.warmup_s,
         "chmfl_train_gflops": flops["train"] / 1e9 / train.median_s,
         "chmfl_infer_gflops": flops["forward"] / 1e9 / infer.median_s,
-        "chmfl_train_peak_rss_gb": peak,
+        "chmfl_train_peak_rss_gb": peak, "chmfl_train_saved_gb": saved,
     }
 
 
@@ -89,17 +91,17 @@ def _vnet(cfg: BenchConfig, shape: tuple[int, int, int]) -> dict[str, Any]:
     r, w = cfg.repeats, cfg.warmup
     infer = inference_timing("vnet", {}, data, "32-true", r, w, seed=cfg.seed, device=cfg.device)
     tc = _train_config(cfg, "32", channels_last=False, fast=False)
-    train, peak = train_step_timing("vnet", {}, data, tc, r, w, cfg.seed)
+    train, peak, saved = train_step_timing("vnet", {}, data, tc, r, w, cfg.seed)
     extra: dict[str, Any] = {}
     if cfg.device == "cuda":  # on a GPU the fair comparison is also V-Net in bf16
         tc16 = _train_config(cfg, "bf16", channels_last=False, fast=False)
-        train16, peak16 = train_step_timing("vnet", {}, data, tc16, r, w, cfg.seed)
+        train16, peak16, _ = train_step_timing("vnet", {}, data, tc16, r, w, cfg.seed)
         extra = {"vnet_train_step_bf16_s": train16.median_s, "vnet_train_bf16_peak_gb": peak16}
     return {**extra, "vnet_train_gflop": flops["train"] / 1e9, "vnet_infer_fp32_s": infer.median_s,
             "vnet_train_step_fp32_s": train.median_s, "vnet_train_samples_s": train.samples_s,
             "vnet_train_step_cpu_s": train.cpu_s,
             "vnet_train_gflops": flops["train"] / 1e9 / train.median_s,
-            "vnet_train_peak_rss_gb": peak}
+            "vnet_train_peak_rss_gb": peak, "vnet_train_saved_gb": saved}
 
 
 def _ratios(res: dict[str, Any], precision: str) -> dict[str, Any]:
@@ -149,11 +151,13 @@ ROWS = (  # (label, key, format) of the printed table
     ("CHMFL train / fp32 matmul", "chmfl_train_fraction_of_fp32", "{:.1%}"),
     ("CHMFL train / bf16 matmul", "chmfl_train_fraction_of_bf16", "{:.1%}"),
     ("CHMFL train peak RSS / GPU memory (GB)", "chmfl_train_peak_rss_gb", "{:.2f}"),
+    ("CHMFL train, kept for backward (GB)", "chmfl_train_saved_gb", "{:.2f}"),
     ("V-Net fp32 inference (s)", "vnet_infer_fp32_s", "{:.3f}"),
     ("V-Net fp32 train step (s)", "vnet_train_step_fp32_s", "{:.3f}"),
     ("V-Net fp32 train step, CPU time (s)", "vnet_train_step_cpu_s", "{:.3f}"),
     ("V-Net train achieved (GFLOP/s)", "vnet_train_gflops", "{:.1f}"),
     ("V-Net train peak RSS / GPU memory (GB)", "vnet_train_peak_rss_gb", "{:.2f}"),
+    ("V-Net train, kept for backward (GB)", "vnet_train_saved_gb", "{:.2f}"),
     ("V-Net step / CHMFL step", "speedup_vs_vnet_train", "{:.2f}x"),
     ("V-Net bf16 train step (s)", "vnet_train_step_bf16_s", "{:.3f}"),
     ("V-Net bf16 step / CHMFL step", "speedup_vs_vnet_bf16_train", "{:.2f}x"),
@@ -168,7 +172,8 @@ def format_table(res: dict[str, Any]) -> str:
             f"{res['threads']} threads, {res['cpu']}, device {res.get('device', 'cpu')}, load {res['load_avg_start'][0]:.2f}"
             f" -> {res['load_avg_end'][0]:.2f}")
     opts = {k: v for k, v in res["config"].items()
-            if k in ("preset", "channels_last", "fast_wgrad", "inplace_act", "compile", "repeats")}
+            if k in ("preset", "channels_last", "fast_wgrad", "inplace_act", "inplace_abn",
+                     "split_concat", "mmap_threshold_mb", "compile", "repeats")}
     lines = [head, "settings: " + ", ".join(f"{k}={v}" for k, v in opts.items())]
     lines += [f"{label:<36} {fmt.format(res[key]):>12}" for label, key, fmt in ROWS if key in res]
     return "\n".join(lines)

@@ -27,6 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels-last", action="store_true", help="channels_last_3d memory format")
     p.add_argument("--fast-wgrad", action="store_true", help="conv weight gradients as large GEMMs")
     p.add_argument("--inplace-act", action="store_true", help="in-place ELUs (less memory)")
+    p.add_argument("--inplace-abn", action="store_true",
+                   help="BatchNorm + ELU keep one map for backward (in-place activated BatchNorm; less memory)")
+    p.add_argument("--split-concat", action="store_true",
+                   help="decoder convs read (up, PET, CT) apart: no concatenated copies (less memory)")
+    p.add_argument("--mmap-threshold-mb", type=float, default=0, metavar="MB",
+                   help="glibc malloc maps blocks of at least MB from the training step on (less "
+                        "retained memory; 0: the allocator's default)")
     p.add_argument("--compile", action="store_true", help="torch.compile CHMFL (inductor; slow first step)")
     p.add_argument("--skip-vnet", action="store_true", help="do not time MONAI's V-Net")
     p.add_argument("--skip-matmul", action="store_true", help="do not measure matmul rates")
@@ -41,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         voxel_mm=args.voxel_mm, device=args.device, precision=args.precision, threads=args.threads,
         interop_threads=args.interop_threads, repeats=args.repeats, warmup=args.warmup,
         channels_last=args.channels_last, fast_wgrad=args.fast_wgrad, inplace_act=args.inplace_act,
-        compile=args.compile, preset=args.preset, model_options=parse_key_values(args.set),
+        inplace_abn=args.inplace_abn, split_concat=args.split_concat,
+        mmap_threshold_mb=args.mmap_threshold_mb, compile=args.compile, preset=args.preset, model_options=parse_key_values(args.set),
         skip_vnet=args.skip_vnet, skip_matmul=args.skip_matmul,
     )
     res = run_bench(cfg)

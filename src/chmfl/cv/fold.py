@@ -22,6 +22,7 @@ from chmfl.data.cases import CaseData
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
 from chmfl.methods.registry import METHODS, create, resolve
+from chmfl.methods.training import is_main_process
 
 PRED_COLUMNS = ["method", "repeat", "fold", "patient_id", "label", "probability"]
 
@@ -113,6 +114,8 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
         "patient_id": [c.patient_id for c in test], "label": [c.label for c in test],
         "probability": np.asarray(out["probability"], dtype=float),
     })[PRED_COLUMNS]
+    if not is_main_process():  # a DDP rank > 0: rank 0 writes the fold's record
+        return preds
     method.save(job.out / "model")
     seg_rows = _write_masks_and_slices(job, test, out)
     _write_csv(preds, job.out / "predictions.csv")

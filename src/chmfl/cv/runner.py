@@ -27,6 +27,7 @@ from chmfl.data.cases import CaseData, load_cases, load_manifest
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
 from chmfl.methods.train_config import ROBUST, TrainConfig
+from chmfl.methods.training import is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,15 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
     all_jobs = [(j, f) for rep in splits["repeats"] for f in rep["folds"]
                 for j in _jobs(exp, opts, out, rep["repeat"], f["fold"])[0]]
     skipped = _jobs(exp, opts, out, 0, 0)[1]
-    _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped})
+    main = is_main_process()  # with devices > 1 every DDP rank runs this; rank 0 writes
+    if main:
+        _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped})
     frames = _run_jobs(all_jobs, by_id, opts)
-    write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs])
-    _write_config(out, exp, opts, Path(cache), cases,
-                  {"started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
-                   "skipped": skipped})
+    if main:
+        write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs])
+        _write_config(out, exp, opts, Path(cache), cases,
+                      {"started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
+                       "skipped": skipped})
     return out
 
 

@@ -34,6 +34,10 @@ class TrainConfig:
     # Speed options that keep the network's arithmetic (docs/performance.md); off by default
     fast_wgrad: bool = False  # conv3d weight gradients as large GEMMs (models/fastconv.py)
     inplace_act: bool = False  # in-place ELUs: one activation less per conv block in training
+    # Memory options, same function and parameters (models/lowmem.py); off by default
+    inplace_abn: bool = False  # BatchNorm + ELU keep one map for backward (in-place activated BN)
+    split_concat: bool = False  # decoder convs read (up, PET, CT) apart: no concatenated copies
+    mmap_threshold_mb: float = 0  # >0: glibc malloc maps blocks from this size (process-wide; 0: default)
     compile: bool = False  # torch.compile (inductor) the network; the first steps pay the compile
     accelerator: str = "auto"  # "cpu", "cuda", "auto"
     devices: int | str = 1  # >1 -> DDP through Lightning Fabric
@@ -43,6 +47,11 @@ class TrainConfig:
     # "sample" (each patient normalised by its own statistics, exactly as in training at
     # batch size 1; see docs/training.md for why this matters on this cohort)
     bn_eval: str = "running"
+
+    def __post_init__(self) -> None:
+        # "--set precision=32" arrives as the YAML integer 32; keep the setting one type
+        if isinstance(self.precision, (int, float)) and not isinstance(self.precision, bool):
+            object.__setattr__(self, "precision", f"{self.precision:g}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}

@@ -40,6 +40,19 @@ class LoopState:
     history: list[dict] = field(default_factory=list)
 
 
+def is_main_process() -> bool:
+    """False in the DDP ranks other than 0 (``devices > 1``): they train in step with rank 0
+    but leave every record to it. Before the process group exists (a rank's process re-runs
+    the command from its start), the launcher's LOCAL_RANK / NODE_RANK tell."""
+    import os
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return all(int(os.environ.get(k, "0") or 0) == 0 for k in ("LOCAL_RANK", "NODE_RANK"))
+
+
 def make_fabric(cfg: TrainConfig):
     """A Lightning Fabric for this config (device, number of devices, precision)."""
     from lightning.fabric import Fabric
@@ -54,7 +67,13 @@ def make_fabric(cfg: TrainConfig):
 
 
 def _epoch_batches(n: int, batch_size: int, gen: torch.Generator, rank: int, world: int) -> list[torch.Tensor]:
-    order = torch.randperm(n, generator=gen)[rank::world]
+    """This rank's batches of one epoch. Under DDP every rank needs the same number of steps
+    (each step all-reduces the gradients): the shuffled order is padded by wrapping around to
+    a multiple of ``world`` (as torch's DistributedSampler does) before it is dealt out."""
+    order = torch.randperm(n, generator=gen)
+    if world > 1 and n % world:
+        order = torch.cat([order, order[: world - n % world]])
+    order = order[rank::world]
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
@@ -100,9 +119,20 @@ def train_epoch(model, optimizer, fabric, data: CaseTensors, cfg: TrainConfig, g
             sums[name] += float(v) * k
         labels += b.labels.tolist()
         probs += torch.softmax(out.logits.detach().float(), 1)[:, 1].tolist()
+    if fabric.world_size > 1:  # every rank decides early stopping on the same, whole-epoch numbers
+        sums, n, labels, probs = _gather_epoch(fabric, sums, n, labels, probs)
     stats = {key: v / max(n, 1) for key, v in sums.items()}
     stats["train_auc"] = _auc(labels, probs)
     return stats
+
+
+def _gather_epoch(fabric, sums: dict, n: int, labels: list, probs: list):
+    """Loss sums, case counts, labels and probabilities of all ranks (DDP)."""
+    totals = fabric.all_reduce(torch.tensor([*sums.values(), n], dtype=torch.float64), reduce_op="sum")
+    gathered = fabric.all_gather(torch.tensor([labels, probs], dtype=torch.float64))  # (world, 2, steps)
+    sums = dict(zip(sums, totals[:-1].tolist()))
+    flat = gathered.reshape(-1, 2, gathered.shape[-1]).transpose(0, 1).reshape(2, -1)
+    return sums, int(totals[-1]), [int(v) for v in flat[0].tolist()], flat[1].tolist()
 
 
 def _update_stopping(state: LoopState, loss: float, cfg: TrainConfig) -> None:
@@ -194,24 +224,36 @@ def to_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn
 
 
 def apply_speed_options(model: nn.Module, cfg: TrainConfig) -> nn.Module:
-    """The speed options of ``cfg`` that keep the network's arithmetic (docs/performance.md):
-    GEMM weight gradients, in-place ELUs, torch.compile. In place; returns ``model``."""
+    """The speed and memory options of ``cfg`` that keep the network's arithmetic
+    (docs/performance.md): GEMM weight gradients, in-place ELUs, in-place activated BatchNorm,
+    split decoder concatenations, torch.compile. In place; returns ``model``."""
     from chmfl.models.fastconv import set_inplace_activations, use_gemm_wgrad
+    from chmfl.models.lowmem import set_mmap_threshold, set_split_concat, use_inplace_abn
 
+    if cfg.mmap_threshold_mb > 0:
+        set_mmap_threshold(cfg.mmap_threshold_mb)
     if cfg.fast_wgrad:
         use_gemm_wgrad(model)
     if cfg.inplace_act:
         set_inplace_activations(model)
+    if cfg.inplace_abn:
+        use_inplace_abn(model)
+    if cfg.split_concat:
+        set_split_concat(model)
     if cfg.compile:
         model.compile()  # compiles __call__ in place: state_dict keys stay the same
     return model
 
 
 def remove_speed_options(model: nn.Module) -> nn.Module:
-    """Undo the training-only speed options (plain convolutions, no compiled call)."""
+    """Undo the training-only speed and memory options (plain convolutions and BatchNorms,
+    concatenated skips, no compiled call)."""
     from chmfl.models.fastconv import use_gemm_wgrad
+    from chmfl.models.lowmem import set_split_concat, use_inplace_abn
 
     use_gemm_wgrad(model, enable=False)
+    use_inplace_abn(model, enable=False)
+    set_split_concat(model, enable=False)
     if getattr(model, "_compiled_call_impl", None) is not None:
         model._compiled_call_impl = None
     return model

@@ -44,6 +44,7 @@ class InputTransition(nn.Module):
         self.norm = make_norm(norm, cout, dims)
         self.act = nn.ELU()
         self.residual = residual
+        self.norm_act_pair = None if residual else ("norm", "act")  # act reads only norm's output
         if residual and cout % cin:
             raise ValueError(f"residual input transition needs {cout} divisible by {cin}")
 
@@ -189,8 +190,12 @@ class CHMFL(nn.Module):
         logits = self.classifier(vector)
         seg = None
         if self.decoder is not None:
-            fused = [torch.cat([p, c], 1) for p, c in zip(pet_maps, ct_maps)]  # (B, 2 w_i, ...) per scale
-            seg = self.decoder(fused[-1], fused[-2::-1])
+            deep = torch.cat([pet_maps[-1], ct_maps[-1]], 1)  # (B, 2 w_4, ...)
+            if self.decoder.takes_parts:  # horizontal connections as (PET, CT) pairs: no fused copies
+                skips = list(zip(pet_maps, ct_maps))[-2::-1]
+            else:
+                skips = [torch.cat([p, c], 1) for p, c in zip(pet_maps[-2::-1], ct_maps[-2::-1])]
+            seg = self.decoder(deep, skips)
         return ModelOutput(logits=logits, seg_logits=seg, features=vector)
 
 
