@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         interop_threads=args.interop_threads, repeats=args.repeats, warmup=args.warmup,
         channels_last=args.channels_last, fast_wgrad=args.fast_wgrad, inplace_act=args.inplace_act,
         inplace_abn=args.inplace_abn, split_concat=args.split_concat,
-        mmap_threshold_mb=args.mmap_threshold_mb, compile=args.compile, preset=args.preset, model_options=parse_key_values(args.set),
+        mmap_threshold_mb=args.mmap_threshold_mb, compile=args.compile, preset=args.preset,
+        model_options=parse_key_values(args.set),
         skip_vnet=args.skip_vnet, skip_matmul=args.skip_matmul,
     )
     res = run_bench(cfg)

@@ -17,6 +17,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="training settings: the paper's (faithful, default) or chmfl's robust ones")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training setting, e.g. --set batch_size=4 (repeatable)")
+    p.add_argument("--speed-options", action="store_true",
+                   help="every speed/memory option that keeps the networks' arithmetic (channels_last, "
+                        "fast_wgrad, inplace_act, inplace_abn, split_concat, mmap_threshold_mb=1); "
+                        "--set overrides any of them")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -56,9 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _options(args: argparse.Namespace, **extra):
     from chmfl.cv.runner import RunOptions
+    from chmfl.methods.train_config import SPEED_OPTIONS
 
+    train = {**(SPEED_OPTIONS if args.speed_options else {}), **parse_key_values(args.sets)}
     return RunOptions(seed=args.seed, epochs=args.epochs, preset=args.preset,
-                      train=parse_key_values(args.sets), progress=not args.no_progress,
+                      train=train, progress=not args.no_progress,
                       parallel_folds=getattr(args, "parallel_folds", 1), **extra)
 
 
