@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.models.test_models_forward import CASES as FORWARD_CASES
 from tests.synthetic import make_cases
 from torch import nn
 
@@ -185,3 +186,38 @@ def test_mmap_threshold_is_set_on_glibc():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     libc = __import__("platform").libc_ver()[0]
     assert out.stdout.strip() == ("True" if libc == "glibc" else "False")
+
+
+@pytest.mark.parametrize("name,options", [c[:2] for c in FORWARD_CASES], ids=[c[0] for c in FORWARD_CASES])
+def test_every_network_trains_alike_with_all_speed_options(name, options):
+    """``--speed-options`` on every network: same loss, gradients equal up to float rounding,
+    and the plain module classes back after ``remove_speed_options``."""
+    from chmfl.methods.train_config import SPEED_OPTIONS, TrainConfig
+    from chmfl.methods.training import apply_speed_options, remove_speed_options, to_memory_format
+    from chmfl.models.losses import chmfl_loss
+
+    cfg = TrainConfig(**{**SPEED_OPTIONS, "mmap_threshold_mb": 0})  # keep this process's malloc as is
+    torch.manual_seed(0)
+    ref = build_model(name, **options).train()
+    net = apply_speed_options(to_memory_format(copy.deepcopy(ref), torch.channels_last_3d), cfg)
+    pet, ct, mask = _inputs((16, 16, 24))[:3]
+    mask = mask[:, None].float()  # (B, 1, D, H, W) as the networks take it
+    feats = torch.randn(2, ref.n_features) if ref.n_features else None
+    losses = []
+    for m in (ref, net):
+        torch.manual_seed(3)
+        out = m(pet, ct, mask=mask, features=feats)
+        loss, _ = chmfl_loss(out, torch.tensor([0, 1]), mask, w=0.5)
+        loss.backward()
+        losses.append(float(loss.detach()))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    scale = max(float(p.grad.norm()) for p in ref.parameters() if p.grad is not None)
+    for (pname, p), (_, q) in zip(ref.named_parameters(), net.named_parameters()):
+        if p.grad is None:
+            assert q.grad is None, pname
+            continue
+        # channels_last alone moves a 1-channel conv's weight gradient by ~4e-4 (oneDNN's
+        # summation order); every other option by <= 5e-5
+        assert float((p.grad - q.grad).norm()) <= 2e-3 * float(p.grad.norm()) + 1e-5 * scale, pname
+    remove_speed_options(net)
+    assert [type(m) for m in net.modules()] == [type(m) for m in ref.modules()]
