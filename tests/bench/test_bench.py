@@ -101,3 +101,17 @@ def test_memory_options_halve_what_a_step_keeps_for_backward():
     maps_plain, maps_low = saved_plain - weights, saved_low - weights
     # 1 mm: 2.27 -> 1.03 GB in all with in-place ELUs (docs/performance.md); here without them
     assert 0 < maps_low < 0.5 * maps_plain, (maps_low, maps_plain)
+
+
+def test_speed_options_flag_sets_every_option(monkeypatch):
+    import chmfl.bench
+
+    seen = []
+    monkeypatch.setattr(chmfl.bench, "run_bench", lambda cfg: seen.append(cfg) or {})
+    monkeypatch.setattr(chmfl.bench, "format_table", lambda res: "")
+    assert main(["bench", "--speed-options", "--mmap-threshold-mb", "4"]) == 0
+    assert main(["bench"]) == 0
+    fast, plain = seen
+    assert fast.channels_last and fast.fast_wgrad and fast.inplace_act and fast.inplace_abn
+    assert fast.split_concat and fast.mmap_threshold_mb == 4  # an explicit threshold wins
+    assert not (plain.channels_last or plain.inplace_abn or plain.split_concat or plain.mmap_threshold_mb)
