@@ -123,3 +123,28 @@ def test_spatial_max_any_layout_same_values_and_grads(shape):
         assert torch.equal(out, ref.flatten(2).amax(2))
         out.square().sum().backward()
         assert torch.equal(got.grad, ref.grad)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_onednn_replaces_the_reference_kernel_exactly(channels_last):
+    """Batch-1 3x3x3 convs on small maps, which PyTorch sends to its slow reference kernel:
+    the GEMM-wgrad layer runs them through oneDNN with the same outputs and gradients."""
+    from chmfl.models.fastconv import _native_is_slow
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    conv = nn.Conv3d(8, 3, 3, padding=1).to(memory_format=fmt)
+    x = torch.randn(1, 8, 12, 10, 9).to(memory_format=fmt).requires_grad_(True)
+    assert _native_is_slow(x, conv.weight)
+    g = torch.randn(1, 3, 12, 10, 9)
+    y_ref = conv(x)
+    (y_ref * g).sum().backward()
+    ref = [x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()]
+    x.grad = None
+    conv.zero_grad()
+    use_gemm_wgrad(conv)
+    y = conv(x)
+    (y * g).sum().backward()
+    assert _rel(y.detach(), y_ref.detach()) < 1e-5
+    for got, want in zip([x.grad, conv.weight.grad, conv.bias.grad], ref):
+        assert _rel(got, want) < 1e-5

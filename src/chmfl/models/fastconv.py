@@ -50,21 +50,53 @@ def conv3d_weight_grad(x: torch.Tensor, grad_out: torch.Tensor, kernel: tuple[in
     return acc.permute(3, 4, 0, 1, 2).contiguous()
 
 
+def _native_is_slow(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """True where PyTorch's CPU backend choice (``ConvParams::use_mkldnn``) sends a stride-1
+    fp32 conv3d to its unblocked reference kernel: batch 1, kernel <= 3 in H or W, and
+    N*C*D*H <= 20480 -- a 2D-minded size rule that ignores W (e.g. 8 channels at 36x28x28).
+    The reference kernel ran those 3-5x slower than oneDNN here (docs/performance.md)."""
+    return (x.shape[0] == 1 and not (weight.shape[-1] > 3 and weight.shape[-2] > 3)
+            and x.shape[0] * x.shape[1] * x.shape[2] * x.shape[3] <= 20480
+            and torch.backends.mkldnn.is_available())
+
+
+def _conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+            padding: tuple[int, int, int]) -> torch.Tensor:
+    """``F.conv3d`` (stride 1), through oneDNN also where PyTorch would pick its slow kernel."""
+    if _native_is_slow(x, weight):
+        return torch.ops.aten.mkldnn_convolution(x, weight, bias, list(padding), [1, 1, 1], [1, 1, 1], 1)
+    return F.conv3d(x, weight, bias, padding=padding)
+
+
+def _conv3d_input_grad(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                       padding: tuple[int, int, int]) -> torch.Tensor:
+    """Input gradient of a stride-1 conv3d: where PyTorch would use its slow kernel, the
+    equivalent forward conv of ``grad_out`` with the flipped, transposed weight through oneDNN
+    (padding k - 1 - p gives back the input's size)."""
+    pad = [k - 1 - p for k, p in zip(weight.shape[2:], padding)]
+    if _native_is_slow(x, weight) and min(pad) >= 0:
+        fmt = (torch.channels_last_3d if grad_out.is_contiguous(memory_format=torch.channels_last_3d)
+               and not grad_out.is_contiguous() else torch.contiguous_format)
+        wt = weight.transpose(0, 1).flip((2, 3, 4)).contiguous(memory_format=fmt)  # (C_in, C_out, k...)
+        return torch.ops.aten.mkldnn_convolution(grad_out, wt, None, pad, [1, 1, 1], [1, 1, 1], 1)
+    return torch.ops.aten.convolution_backward(
+        grad_out, x, weight, None, [1, 1, 1], list(padding), [1, 1, 1], False,
+        [0, 0, 0], 1, [True, False, False])[0]
+
+
 class _GemmWgradConv3d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, padding):
         ctx.save_for_backward(x, weight)
         ctx.padding, ctx.has_bias = padding, bias is not None
-        return F.conv3d(x, weight, bias, padding=padding)
+        return _conv3d(x, weight, bias, padding)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(
-                grad_out, x, weight, None, [1, 1, 1], list(ctx.padding), [1, 1, 1], False,
-                [0, 0, 0], 1, [True, False, False])[0]
+            grad_x = _conv3d_input_grad(grad_out, x, weight, ctx.padding)
         if ctx.needs_input_grad[1]:
             grad_w = conv3d_weight_grad(x, grad_out, tuple(weight.shape[2:]), ctx.padding)
         if ctx.has_bias and ctx.needs_input_grad[2]:
