@@ -44,7 +44,10 @@ def test_gemm_weight_grad_matches_torch(cin, cout, kernel, padding, shape):
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_gemm_conv_module_same_outputs_and_grads(channels_last):
+def test_gemm_conv_module_same_outputs_and_grads(channels_last, monkeypatch):
+    from chmfl.models import fastconv
+
+    monkeypatch.setattr(fastconv, "_gemm_wgrad_pays", lambda x, w: True)  # a small map takes the path
     torch.manual_seed(0)
     conv = nn.Conv3d(8, 4, 3, padding=1)
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
@@ -57,7 +60,9 @@ def test_gemm_conv_module_same_outputs_and_grads(channels_last):
     conv.zero_grad()
     use_gemm_wgrad(conv)
     assert type(conv) is GemmWgradConv3d and list(conv.state_dict()) == keys
-    conv(x).square().sum().backward()
+    y = conv(x)
+    assert "GemmWgrad" in type(y.grad_fn).__name__
+    y.square().sum().backward()
     for got, want in zip([x.grad, conv.weight.grad, conv.bias.grad], ref):
         assert _rel(got, want) < 1e-5
     use_gemm_wgrad(conv, enable=False)
@@ -144,7 +149,22 @@ def test_onednn_replaces_the_reference_kernel_exactly(channels_last):
     conv.zero_grad()
     use_gemm_wgrad(conv)
     y = conv(x)
+    assert "GemmWgrad" in type(y.grad_fn).__name__
     (y * g).sum().backward()
     assert _rel(y.detach(), y_ref.detach()) < 1e-5
     for got, want in zip([x.grad, conv.weight.grad, conv.bias.grad], ref):
         assert _rel(got, want) < 1e-5
+
+
+def test_gemm_wgrad_only_where_it_beats_onednn():
+    from chmfl.models.fastconv import _gemm_wgrad_pays
+
+    def pays(b, cin, cout, sp, k):
+        return _gemm_wgrad_pays(torch.empty(b, cin, *sp, device="meta"),
+                                torch.empty(cout, cin, k, k, k, device="meta"))
+
+    assert pays(1, 16, 16, (144, 112, 112), 5) and pays(1, 16, 16, (72, 56, 56), 5)  # 1 mm levels
+    assert pays(1, 64, 64, (36, 28, 28), 5)
+    assert not pays(1, 16, 16, (36, 28, 28), 5) and not pays(1, 128, 128, (18, 14, 14), 5)
+    assert not pays(4, 8, 8, (36, 28, 28), 3) and not pays(4, 24, 8, (36, 28, 28), 3)  # 4 mm demo size
+    assert pays(1, 48, 16, (144, 112, 112), 3) and pays(1, 16, 2, (144, 112, 112), 3)  # fast preset

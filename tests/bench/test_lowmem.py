@@ -196,7 +196,7 @@ def test_every_network_trains_alike_with_all_speed_options(name, options):
     from chmfl.methods.training import apply_speed_options, remove_speed_options, to_memory_format
     from chmfl.models.losses import chmfl_loss
 
-    cfg = TrainConfig(**{**SPEED_OPTIONS, "mmap_threshold_mb": 0})  # keep this process's malloc as is
+    cfg = TrainConfig(**SPEED_OPTIONS)
     torch.manual_seed(0)
     ref = build_model(name, **options).train()
     net = apply_speed_options(to_memory_format(copy.deepcopy(ref), torch.channels_last_3d), cfg)

@@ -114,11 +114,11 @@ def test_cli_bad_input_one_line_no_output(tmp_path, capsys):
 def test_speed_options_flag_is_recorded_and_overridable(cache, tmp_path):
     out = tmp_path / "res"
     rc = main(["cv", "--data", str(cache), "--out", str(out), "--methods", "chmfl", "--folds", "2",
-               "--epochs", "1", "--speed-options", "--set", "mmap_threshold_mb=0", "--set", "batch_size=2",
+               "--epochs", "1", "--speed-options", "--set", "inplace_abn=false", "--set", "batch_size=2",
                "--set", "precision=32", "--no-progress"])
     assert rc == 0
     train = json.loads((out / "chmfl" / "repeat_0" / "fold_0" / "done.json").read_text())["train"]
-    assert train["inplace_abn"] and train["split_concat"] and train["channels_last"] and train["fast_wgrad"]
-    assert train["mmap_threshold_mb"] == 0 and train["precision"] == "32"  # --set wins
+    assert train["split_concat"] and train["channels_last"] and train["fast_wgrad"] and train["inplace_act"]
+    assert train["inplace_abn"] is False and train["precision"] == "32"  # --set wins
     recorded = yaml.safe_load((out / "config.yaml").read_text())["options"]["train"]
-    assert recorded["inplace_abn"] is True and recorded["mmap_threshold_mb"] == 0
+    assert recorded["split_concat"] is True and recorded["inplace_abn"] is False

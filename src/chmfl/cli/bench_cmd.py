@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "retained memory; 0: the allocator's default)")
     p.add_argument("--speed-options", action="store_true",
                    help="all of --channels-last --fast-wgrad --inplace-act --inplace-abn --split-concat "
-                        "--mmap-threshold-mb 1 (what 'chmfl cv --speed-options' trains with)")
+                        "(what 'chmfl cv --speed-options' trains with)")
     p.add_argument("--compile", action="store_true", help="torch.compile CHMFL (inductor; slow first step)")
     p.add_argument("--skip-vnet", action="store_true", help="do not time MONAI's V-Net")
     p.add_argument("--skip-matmul", action="store_true", help="do not measure matmul rates")
@@ -49,12 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from chmfl.methods.train_config import SPEED_OPTIONS
 
     speed = {k: getattr(args, k) for k in SPEED_OPTIONS}
-    if args.speed_options:  # explicit flags can only add; a threshold given wins over 1 MB
+    if args.speed_options:  # explicit flags can only add
         speed = {k: v or SPEED_OPTIONS[k] for k, v in speed.items()}
     cfg = BenchConfig(
         voxel_mm=args.voxel_mm, device=args.device, precision=args.precision, threads=args.threads,
         interop_threads=args.interop_threads, repeats=args.repeats, warmup=args.warmup,
-        **speed, compile=args.compile, preset=args.preset,
+        **speed, mmap_threshold_mb=args.mmap_threshold_mb, compile=args.compile, preset=args.preset,
         model_options=parse_key_values(args.set),
         skip_vnet=args.skip_vnet, skip_matmul=args.skip_matmul,
     )

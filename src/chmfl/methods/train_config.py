@@ -76,9 +76,10 @@ ROBUST = {"bn_eval": "sample", "augment": True}
 # Every speed and memory option that keeps the network's function and parameters
 # (``--speed-options``; docs/performance.md): each step equals the plain one up to float
 # summation order (over many epochs the runs drift apart as any two SGD runs do). Measured at
-# 1 mm on a 2-core AVX2 CPU: step 60.3 -> 36-40 s, peak 4.28 -> 2.05-2.07 GB.
+# 1 mm on a 2-core AVX2 CPU: step 60.3 -> 36-37 s, peak 4.28 -> 2.44 GB (2.07 GB adding
+# mmap_threshold_mb=1, left out here: it slowed the 4 mm batch-4 step by 28%).
 SPEED_OPTIONS = {"channels_last": True, "fast_wgrad": True, "inplace_act": True,
-                 "inplace_abn": True, "split_concat": True, "mmap_threshold_mb": 1}
+                 "inplace_abn": True, "split_concat": True}
 
 
 def cpu_has_fast_bf16() -> bool:

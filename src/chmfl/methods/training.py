@@ -127,9 +127,11 @@ def train_epoch(model, optimizer, fabric, data: CaseTensors, cfg: TrainConfig, g
 
 
 def _gather_epoch(fabric, sums: dict, n: int, labels: list, probs: list):
-    """Loss sums, case counts, labels and probabilities of all ranks (DDP)."""
-    totals = fabric.all_reduce(torch.tensor([*sums.values(), n], dtype=torch.float64), reduce_op="sum")
-    gathered = fabric.all_gather(torch.tensor([labels, probs], dtype=torch.float64))  # (world, 2, steps)
+    """Loss sums, case counts, labels and probabilities of all ranks (DDP; on the training
+    device, as NCCL needs)."""
+    as_t = lambda x: torch.tensor(x, dtype=torch.float64, device=fabric.device)  # noqa: E731
+    totals = fabric.all_reduce(as_t([*sums.values(), n]), reduce_op="sum").cpu()
+    gathered = fabric.all_gather(as_t([labels, probs])).cpu()  # (world, 2, steps)
     sums = dict(zip(sums, totals[:-1].tolist()))
     flat = gathered.reshape(-1, 2, gathered.shape[-1]).transpose(0, 1).reshape(2, -1)
     return sums, int(totals[-1]), [int(v) for v in flat[0].tolist()], flat[1].tolist()

@@ -60,6 +60,19 @@ def _native_is_slow(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and torch.backends.mkldnn.is_available())
 
 
+def _gemm_wgrad_pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Where the GEMM weight gradient beats oneDNN's (measured per shape, 2 threads, AVX2,
+    channels-last, GFLOP/s GEMM vs oneDNN; docs/performance.md). 5x5x5-class kernels: on large
+    maps (>= 100k voxels x batch; 16 -> 16 at 72x56x56: 58 vs 43; 16 -> 2 at 1 mm: 12 vs 5) or
+    wide layers on medium maps (64 -> 64 at 36x28x28: 75 vs 63), not on small ones (16 -> 16
+    at 36x28x28: 51 vs 67; 128 -> 128 at 18x14x14: 49 vs 66). 3x3x3 kernels: only on large
+    maps with >= 16 input channels (48 -> 16 at 1 mm: 42 vs 31; 8 -> 8 at 4 x 36x28x28: 7 vs 29)."""
+    voxels = x.shape[0] * x.shape[2] * x.shape[3] * x.shape[4]
+    if weight.shape[-1] <= 3 or weight.shape[-2] <= 3:
+        return voxels >= 200_000 and weight.shape[1] >= 16
+    return voxels >= 100_000 or (weight.shape[0] * weight.shape[1] >= 4096 and voxels >= 20_000)
+
+
 def _conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
             padding: tuple[int, int, int]) -> torch.Tensor:
     """``F.conv3d`` (stride 1), through oneDNN also where PyTorch would pick its slow kernel."""
@@ -106,11 +119,15 @@ class _GemmWgradConv3d(torch.autograd.Function):
 
 class GemmWgradConv3d(nn.Conv3d):
     """``nn.Conv3d`` whose weight gradient runs as large GEMMs (module docstring); same
-    parameters and state_dict. Falls back to the plain convolution outside fp32 training."""
+    parameters and state_dict. Falls back to the plain convolution outside fp32 CPU training
+    and on shapes where oneDNN's weight gradient is faster (``_gemm_wgrad_pays``); layers that
+    PyTorch would send to its slow reference kernel always take this path (oneDNN forward and
+    input gradient, ``_native_is_slow``)."""
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
         if (not torch.is_grad_enabled() or not weight.requires_grad or x.dtype != torch.float32
-                or torch.is_autocast_enabled("cpu") or x.device.type != "cpu"):
+                or torch.is_autocast_enabled("cpu") or x.device.type != "cpu"
+                or not (_native_is_slow(x, weight) or _gemm_wgrad_pays(x, weight))):
             return super()._conv_forward(x, weight, bias)
         return _GemmWgradConv3d.apply(x, weight, bias, tuple(self.padding))
 
