@@ -191,11 +191,9 @@ class CHMFL(nn.Module):
         seg = None
         if self.decoder is not None:
             deep = torch.cat([pet_maps[-1], ct_maps[-1]], 1)  # (B, 2 w_4, ...)
-            if self.decoder.takes_parts:  # horizontal connections as (PET, CT) pairs: no fused copies
-                skips = list(zip(pet_maps, ct_maps))[-2::-1]
-            else:
-                skips = [torch.cat([p, c], 1) for p, c in zip(pet_maps[-2::-1], ct_maps[-2::-1])]
-            seg = self.decoder(deep, skips)
+            # horizontal connections as (PET, CT) pairs, deep to shallow: the decoder
+            # concatenates them with its Up_Conv output (or reads them apart, split_concat)
+            seg = self.decoder(deep, list(zip(pet_maps, ct_maps))[-2::-1])
         return ModelOutput(logits=logits, seg_logits=seg, features=vector)
 
 

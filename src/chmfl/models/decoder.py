@@ -77,15 +77,17 @@ class ConstrainedDecoder(nn.Module):
 
     @property
     def takes_parts(self) -> bool:
-        """True when ``forward`` wants each skip as a tuple of maps (e.g. (PET, CT)) instead of
-        their concatenation: the ``split_concat`` memory option, Table SI style only."""
+        """True when the first conv of each level reads the horizontal connection's maps one by
+        one instead of their concatenation: the ``split_concat`` memory option, Table SI style
+        only (the V-Net style adds the concatenation to its output, so needs it built)."""
         return self.split_concat and self.style == "tableSI"
 
     def forward(self, deep: torch.Tensor, skips: Sequence[torch.Tensor | tuple[torch.Tensor, ...]],
                 out_size: Sequence[int] | None = None) -> torch.Tensor:
-        """``deep``: (B, C, ...) deepest fused map; ``skips``: fused maps from deep to shallow
-        (tuples of the maps to concatenate where ``takes_parts``); ``out_size``: spatial size of
-        the logits when an extra Up_Conv is used."""
+        """``deep``: (B, C, ...) deepest fused map; ``skips``: fused maps from deep to shallow,
+        each a tensor or a tuple of the maps that make it (e.g. (PET, CT)), concatenated here
+        after the Up_Conv output; ``out_size``: spatial size of the logits when an extra Up_Conv
+        is used."""
         x = deep
         for i, skip in enumerate(skips, start=1):
             parts = tuple(skip) if isinstance(skip, (tuple, list)) else (skip,)

@@ -74,20 +74,21 @@ def _gemm_wgrad_pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def _conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-            padding: tuple[int, int, int]) -> torch.Tensor:
-    """``F.conv3d`` (stride 1), through oneDNN also where PyTorch would pick its slow kernel."""
-    if _native_is_slow(x, weight):
+            padding: tuple[int, int, int], onednn: bool) -> torch.Tensor:
+    """``F.conv3d`` (stride 1); ``onednn``: through oneDNN, where PyTorch would pick its slow
+    kernel (``_native_is_slow``)."""
+    if onednn:
         return torch.ops.aten.mkldnn_convolution(x, weight, bias, list(padding), [1, 1, 1], [1, 1, 1], 1)
     return F.conv3d(x, weight, bias, padding=padding)
 
 
 def _conv3d_input_grad(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
-                       padding: tuple[int, int, int]) -> torch.Tensor:
-    """Input gradient of a stride-1 conv3d: where PyTorch would use its slow kernel, the
-    equivalent forward conv of ``grad_out`` with the flipped, transposed weight through oneDNN
-    (padding k - 1 - p gives back the input's size)."""
+                       padding: tuple[int, int, int], onednn: bool) -> torch.Tensor:
+    """Input gradient of a stride-1 conv3d; ``onednn`` (where PyTorch would use its slow
+    kernel): the equivalent forward conv of ``grad_out`` with the flipped, transposed weight
+    through oneDNN (padding k - 1 - p gives back the input's size)."""
     pad = [k - 1 - p for k, p in zip(weight.shape[2:], padding)]
-    if _native_is_slow(x, weight) and min(pad) >= 0:
+    if onednn and min(pad) >= 0:
         fmt = (torch.channels_last_3d if grad_out.is_contiguous(memory_format=torch.channels_last_3d)
                and not grad_out.is_contiguous() else torch.contiguous_format)
         wt = weight.transpose(0, 1).flip((2, 3, 4)).contiguous(memory_format=fmt)  # (C_in, C_out, k...)
@@ -99,22 +100,22 @@ def _conv3d_input_grad(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Te
 
 class _GemmWgradConv3d(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, padding):
+    def forward(ctx, x, weight, bias, padding, onednn):
         ctx.save_for_backward(x, weight)
-        ctx.padding, ctx.has_bias = padding, bias is not None
-        return _conv3d(x, weight, bias, padding)
+        ctx.padding, ctx.has_bias, ctx.onednn = padding, bias is not None, onednn
+        return _conv3d(x, weight, bias, padding, onednn)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = _conv3d_input_grad(grad_out, x, weight, ctx.padding)
+            grad_x = _conv3d_input_grad(grad_out, x, weight, ctx.padding, ctx.onednn)
         if ctx.needs_input_grad[1]:
             grad_w = conv3d_weight_grad(x, grad_out, tuple(weight.shape[2:]), ctx.padding)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum((0, 2, 3, 4))
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
 
 
 class GemmWgradConv3d(nn.Conv3d):
@@ -126,10 +127,12 @@ class GemmWgradConv3d(nn.Conv3d):
 
     def _conv_forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
         if (not torch.is_grad_enabled() or not weight.requires_grad or x.dtype != torch.float32
-                or torch.is_autocast_enabled("cpu") or x.device.type != "cpu"
-                or not (_native_is_slow(x, weight) or _gemm_wgrad_pays(x, weight))):
+                or torch.is_autocast_enabled("cpu") or x.device.type != "cpu"):
             return super()._conv_forward(x, weight, bias)
-        return _GemmWgradConv3d.apply(x, weight, bias, tuple(self.padding))
+        onednn = _native_is_slow(x, weight)
+        if not (onednn or _gemm_wgrad_pays(x, weight)):
+            return super()._conv_forward(x, weight, bias)
+        return _GemmWgradConv3d.apply(x, weight, bias, tuple(self.padding), onednn)
 
 
 MIN_IN_CHANNELS = 8  # below, each GEMM is a matrix-vector product: oneDNN is faster (1 -> 16: 10x)
