@@ -42,3 +42,25 @@ def write(path: str | Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2))
     print(f"wrote {path}")
+
+
+def method_setup(name: str, voxel_mm: float, cases: int, seed: int = 0):
+    """Network, ``cases`` synthetic training patients (half DM) and training settings of the
+    neural method ``name`` as the paper protocol trains it: its own settings, batch 1.
+    MOR+3D CNNs is its CNN (its radiomics search runs on the CPU); 3DMCL gets 100 random
+    handcrafted features."""
+    import dataclasses
+
+    import torch
+
+    from chmfl.bench.networks import box_shape, synthetic_case
+    from chmfl.methods.neural import NeuralMethod
+    from chmfl.methods.registry import create
+
+    m = NeuralMethod("mor-3dcnn[cnn]", "mor-cnn", seed=seed) if name == "mor-3dcnn" else create(name, seed=seed)
+    n_features = 100 if getattr(m._network_class(), "uses_handcrafted", False) else 0
+    data = synthetic_case(box_shape(voxel_mm), seed=seed, batch=cases)
+    data.labels[::2] = 0
+    if n_features:
+        data = dataclasses.replace(data, features=torch.randn(cases, n_features))
+    return m._build(n_features), data, m.train, m.model

@@ -1,8 +1,9 @@
-"""CHMFL training throughput with K folds at once: K processes, each running the real training
-loop (``methods.training.fit_network``) on its own synthetic training fold, started together.
+"""Training throughput with K folds at once: K processes, each running the real training loop
+(``methods.training.fit_network``) of one method (default CHMFL) on its own synthetic training
+fold, started together.
 
     python benchmarks/bench_folds.py [--device cuda] [--voxel-mm 1] [--folds 1 6] [--cases 40]
-                                     [--epochs 1] [--precision auto] [--json FILE]
+                                     [--epochs 1] [--precision auto] [--method chmfl] [--json FILE]
 
 For each K in ``--folds``: the wall time until all K folds finished ``--epochs`` epochs of
 ``--cases`` patients (batch 1, the paper's setting), the steps per second summed over the K
@@ -24,26 +25,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write  # noqa: E402
+from _common import machine, method_setup, write  # noqa: E402
 
 
 def _fold(args: tuple) -> dict:
     """One fold's training, in its own process; returns its timings."""
-    rank, device, voxel_mm, cases, epochs, precision, threads, sets, barrier = args
+    rank, method, device, voxel_mm, cases, epochs, precision, threads, sets, barrier = args
     import torch
 
-    from chmfl.bench.networks import box_shape, synthetic_case
-    from chmfl.methods.train_config import TrainConfig
     from chmfl.methods.training import fit_network
-    from chmfl.models import build_model
 
     torch.set_num_threads(threads)
-    data = synthetic_case(box_shape(voxel_mm), seed=rank, batch=cases)
-    data.labels[::2] = 0
-    cfg = TrainConfig(epochs=epochs, patience=10**6, accelerator=device, precision=precision,
-                      num_threads=threads).replace(**sets)
-    torch.manual_seed(rank)
-    net = build_model("chmfl")
+    net, data, train, _ = method_setup(method, voxel_mm, cases, seed=rank)
+    cfg = train.replace(**{"epochs": epochs, "patience": 10**6, "accelerator": device,
+                           "precision": precision, "num_threads": threads, **sets})
     barrier.wait()  # all folds start training together
     t0 = time.perf_counter()
     _, history = fit_network(net, data, cfg, seed=rank, progress=False)
@@ -52,14 +47,16 @@ def _fold(args: tuple) -> dict:
     return {"rank": rank, "wall_s": wall, "epoch_s": [h["seconds"] for h in history], "gpu_peak_gb": peak}
 
 
-def run_k(k: int, a: argparse.Namespace) -> dict:
+def run_k(k: int, a: argparse.Namespace, method: str = "chmfl") -> dict:
+    """``a.epochs`` epochs of ``method`` on K folds at once; rates, and the paper protocol
+    (6 folds x 40 cases x ``a.protocol_epochs``) extrapolated from them."""
     threads = max(1, (os.cpu_count() or 1) // k)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
         barrier = manager.Barrier(k)
         t0 = time.perf_counter()
         with ctx.Pool(k) as pool:
-            folds = pool.map(_fold, [(r, a.device, a.voxel_mm, a.cases, a.epochs, a.precision, threads,
+            folds = pool.map(_fold, [(r, method, a.device, a.voxel_mm, a.cases, a.epochs, a.precision, threads,
                                       a.sets, barrier) for r in range(k)])
         total = time.perf_counter() - t0
     train_wall = max(f["wall_s"] for f in folds)
@@ -72,7 +69,7 @@ def run_k(k: int, a: argparse.Namespace) -> dict:
         steady = {"steady_epoch_s": round(later, 3), "steady_steps_per_s": round(k * a.cases / later, 3),
                   "steady_step_s_per_fold": round(later / a.cases, 4),
                   "steady_protocol_hours": round(protocol_steps / (k * a.cases / later) / 3600, 3)}
-    return {**steady, "k": k, "threads_per_fold": threads, "train_wall_s": round(train_wall, 2),
+    return {**steady, "method": method, "k": k, "threads_per_fold": threads, "train_wall_s": round(train_wall, 2),
             "total_wall_s_with_startup": round(total, 2), "steps_per_s": round(rate, 3),
             "step_s_per_fold": round(train_wall / (a.cases * a.epochs), 4),
             "protocol_hours": round(protocol_steps / rate / 3600, 3), "folds": folds}
@@ -86,6 +83,7 @@ def main() -> int:
     p.add_argument("--cases", type=int, default=40, help="training patients per fold")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--precision", default="auto")
+    p.add_argument("--method", default="chmfl", help="a neural method of Tables I/II (bench_protocol.py's names)")
     p.add_argument("--protocol-epochs", type=int, default=200)
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="training setting, e.g. --set deterministic=false --set channels_last=true")
@@ -101,7 +99,7 @@ def main() -> int:
 
         record["gpu"] = torch.cuda.get_device_name()
     for k in a.folds:
-        r = run_k(k, a)
+        r = run_k(k, a, a.method)
         record["runs"].append(r)
         print(f"K={k}: {r['train_wall_s']:.1f} s for {a.epochs} epoch(s) x {a.cases} cases per fold, "
               f"{r['steps_per_s']:.2f} steps/s in all, {r['step_s_per_fold']:.3f} s/step per fold; "

@@ -14,49 +14,49 @@ handcrafted features. HC+RF and the SUVmax floor train in seconds on a CPU and a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write  # noqa: E402
+from _common import machine, method_setup, write  # noqa: E402
 
 TABLE_I = ["cnlpc", "mor-3dcnn", "3dmcl", "mask-hmfl", "cfl", "chmfl"]
 TABLE_II = ["cnn2d-ct", "cnn2d-pet", "cnn2d-petct", "cnn3d-ct", "cnn3d-pet", "cnn3d-petct",
             "mask-hmfl", "cfl", "chmfl"]
 
 
-def _method(name: str):
-    from chmfl.methods.neural import NeuralMethod
-    from chmfl.methods.registry import create
-
-    if name == "mor-3dcnn":
-        return NeuralMethod("mor-3dcnn[cnn]", "mor-cnn")
-    return create(name)
-
-
 def time_method(name: str, a: argparse.Namespace) -> dict:
-    import torch
-
-    from chmfl.bench.networks import box_shape, synthetic_case
     from chmfl.methods.training import fit_network
 
-    m = _method(name)
-    n_features = 100 if getattr(m._network_class(), "uses_handcrafted", False) else 0
-    data = synthetic_case(box_shape(a.voxel_mm), seed=0, batch=a.cases)
-    data.labels[::2] = 0
-    if n_features:
-        data = dataclasses.replace(data, features=torch.randn(a.cases, n_features))
-    cfg = m.train.replace(epochs=2, patience=10**6, accelerator=a.device, **a.sets)
-    net = m._build(n_features)
+    if a.folds_at_once > 1:
+        return _time_folds_at_once(name, a)
+    net, data, train, network = method_setup(name, a.voxel_mm, a.cases)
+    cfg = train.replace(epochs=2, patience=10**6, accelerator=a.device, **a.sets)
     t0 = time.perf_counter()
     _, history = fit_network(net, data, cfg, seed=0, progress=False)
     epochs = [h["seconds"] for h in history]
     share_h = epochs[-1] * a.protocol_epochs * 6 / 3600
-    return {"method": name, "network": m.model, "first_epoch_s": round(epochs[0], 3),
+    return {"method": name, "network": network, "first_epoch_s": round(epochs[0], 3),
             "epoch_s": round(epochs[-1], 3), "step_s": round(epochs[-1] / a.cases, 4),
             "protocol_share_h": round(share_h, 3), "wall_s": round(time.perf_counter() - t0, 2)}
+
+
+def _time_folds_at_once(name: str, a: argparse.Namespace) -> dict:
+    """K folds of ``name`` at once (K processes); the slowest fold's second epoch sets the pace."""
+    from bench_folds import run_k
+
+    k = a.folds_at_once
+    args = argparse.Namespace(device=a.device, voxel_mm=a.voxel_mm, cases=a.cases, epochs=2,
+                              precision=a.sets.get("precision", "auto"), sets=a.sets,
+                              protocol_epochs=a.protocol_epochs)
+    r = run_k(k, args, name)
+    first = max(f["epoch_s"][0] for f in r["folds"])
+    epoch = r["steady_epoch_s"]
+    return {"method": name, "folds_at_once": k, "first_epoch_s": round(first, 3), "epoch_s": epoch,
+            "step_s": round(epoch / a.cases, 4),
+            "protocol_share_h": round(epoch * a.protocol_epochs * 6 / k / 3600, 3),
+            "wall_s": r["total_wall_s_with_startup"], "gpu_peak_gb": [f["gpu_peak_gb"] for f in r["folds"]]}
 
 
 def main() -> int:
@@ -68,6 +68,8 @@ def main() -> int:
     p.add_argument("--methods", nargs="+", help="default: every neural method of Tables I and II")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="training setting for every method, e.g. --set channels_last=true")
+    p.add_argument("--folds-at-once", type=int, default=1, metavar="K",
+                   help="train K folds of each method at once in K processes (default 1: in this one)")
     p.add_argument("--json", default="benchmarks/results/protocol.json")
     a = p.parse_args()
     from chmfl.cli.args import parse_key_values
@@ -82,13 +84,14 @@ def main() -> int:
     for name in names:
         r = time_method(name, a)
         record["methods"].append(r)
-        print(f"{name:<14} {r['epoch_s']:>8.2f} s/epoch ({r['step_s']:.3f} s/step; first epoch "
+        print(f"{name:<14} {r['epoch_s']:>8.2f} s/epoch ({r['step_s']:.3f} s/step per fold; first epoch "
               f"{r['first_epoch_s']:.1f} s) -> {r['protocol_share_h']:.2f} h of the protocol", flush=True)
     share = {r["method"]: r["protocol_share_h"] for r in record["methods"]}
     for label, table in (("Table I", TABLE_I), ("Table II", TABLE_II)):
         if all(n in share for n in table):
             record[label] = round(sum(share[n] for n in table), 3)
-            print(f"{label}: {record[label]:.2f} h at {a.protocol_epochs} epochs, one fold at a time")
+            how = f"{a.folds_at_once} folds at once" if a.folds_at_once > 1 else "one fold at a time"
+            print(f"{label}: {record[label]:.2f} h at {a.protocol_epochs} epochs, {how}")
     if all(n in share for n in TABLE_I + TABLE_II):
         record["Tables I + II, shared methods once"] = round(sum(share.values()), 3)
         print(f"Tables I + II (shared methods trained once): {sum(share.values()):.2f} h")

@@ -191,7 +191,7 @@ def test_mmap_threshold_is_set_on_glibc():
 @pytest.mark.parametrize("name,options", [c[:2] for c in FORWARD_CASES], ids=[c[0] for c in FORWARD_CASES])
 def test_every_network_trains_alike_with_all_speed_options(name, options):
     """``--speed-options`` on every network: same loss, gradients equal up to float rounding,
-    and the plain module classes back after ``remove_speed_options``."""
+    and the plain modules (classes, in-place flags) back after ``remove_speed_options``."""
     from chmfl.methods.train_config import SPEED_OPTIONS, TrainConfig
     from chmfl.methods.training import apply_speed_options, remove_speed_options, to_memory_format
     from chmfl.models.losses import chmfl_loss
@@ -221,3 +221,4 @@ def test_every_network_trains_alike_with_all_speed_options(name, options):
         assert float((p.grad - q.grad).norm()) <= 2e-3 * float(p.grad.norm()) + 1e-5 * scale, pname
     remove_speed_options(net)
     assert [type(m) for m in net.modules()] == [type(m) for m in ref.modules()]
+    assert [getattr(m, "inplace", None) for m in net.modules()] == [getattr(m, "inplace", None) for m in ref.modules()]

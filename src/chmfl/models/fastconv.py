@@ -157,9 +157,14 @@ def use_gemm_wgrad(model: nn.Module, enable: bool = True) -> nn.Module:
 
 
 def set_inplace_activations(model: nn.Module, enable: bool = True) -> nn.Module:
-    """ELU modules of ``model`` compute in place (``enable=False`` undoes it); autograd
-    refuses any use where the overwritten input is still needed, so this is safe to try."""
+    """ELU modules of ``model`` compute in place; ``enable=False`` undoes it (each ELU gets
+    back the flag it had, e.g. MONAI's V-Net builds some in place). Autograd refuses any use
+    where the overwritten input is still needed, so this is safe to try."""
     for m in model.modules():
         if isinstance(m, nn.ELU):
-            m.inplace = enable
+            if enable:
+                m.__dict__.setdefault("_inplace_before", m.inplace)
+                m.inplace = True
+            else:
+                m.inplace = m.__dict__.pop("_inplace_before", m.inplace)
     return model

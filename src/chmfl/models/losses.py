@@ -35,18 +35,25 @@ def chmfl_loss(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None,
 
     ``label``: (B,) DM labels 0/1; ``mask``: tumour masks, needed when the network segments.
     """
+    total, cls, seg = eq1_terms(out, label, mask, w, seg_reduction)
+    return total, {"cls_loss": float(cls.detach()), "seg_loss": float(seg.detach())}
+
+
+def eq1_terms(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None, w: float = 0.5,
+              seg_reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (1) as tensors ``(total, cls, seg)``, no host copy (so ``torch.func.vmap`` can map
+    it over stacked fold models); ``seg`` is 0 for networks without a decoder."""
     if seg_reduction not in SEG_REDUCTIONS:
         raise ChmflError(f"seg_reduction must be one of {SEG_REDUCTIONS}, not {seg_reduction!r}")
     if not 0.0 <= w <= 1.0:
         raise ChmflError(f"seg weight w must lie in [0, 1], got {w}")
     cls = F.cross_entropy(out.logits.float(), label.long())
     if out.seg_logits is None:
-        return cls, {"cls_loss": float(cls.detach()), "seg_loss": 0.0}
+        return cls, cls, torch.zeros_like(cls)
     if mask is None:
         raise ChmflError("this network segments (Eq. 1) but no tumour mask was given")
     target = _seg_target(mask, out)
     seg = F.cross_entropy(out.seg_logits.float(), target, reduction=seg_reduction)
     if seg_reduction == "sum":
         seg = seg / out.seg_logits.shape[0]  # per-patient sum, averaged over the batch
-    total = (1.0 - w) * cls + w * seg
-    return total, {"cls_loss": float(cls.detach()), "seg_loss": float(seg.detach())}
+    return (1.0 - w) * cls + w * seg, cls, seg
