@@ -1,11 +1,16 @@
 """What the paper protocol costs, network by network: every neural method of Tables I and II
 trained by the real loop (``fit_network``, the method's own training settings: batch 1, Adam,
 Eq. (1)) on ``--cases`` synthetic patients for 2 epochs, one after another in one process.
-The second epoch (no start-up) x ``--protocol-epochs`` x 6 folds is each method's share of
-the protocol at the epoch maximum (early stopping usually ends sooner); the sums are the
-tables run one fold at a time.
+The second epoch's time per step (no start-up) x 40 training patients x ``--protocol-epochs``
+x 6 folds is each method's share of the protocol at the epoch maximum (early stopping usually
+ends sooner); the sums are the tables run one fold at a time.
 
-    python benchmarks/bench_protocol.py [--device cuda] [--voxel-mm 1] [--set KEY=VALUE] [--json FILE]
+    python benchmarks/bench_protocol.py [--device cuda] [--voxel-mm 1] [--cases 40] [--set KEY=VALUE]
+                                        [--folds-at-once K] [--json FILE]
+
+With ``--folds-at-once K`` (K > 1) each method trains K synthetic folds at once in K processes
+(``bench_folds.py``; what ``chmfl reproduce --parallel-folds K`` does with the real folds): its
+share is then the slowest fold's second-epoch time per step x 40 x ``--protocol-epochs`` x 6 / K.
 
 MOR+3D CNNs is timed by its CNN (its radiomics search runs on the CPU); 3DMCL gets 100 random
 handcrafted features. HC+RF and the SUVmax floor train in seconds on a CPU and are left out.
@@ -21,9 +26,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, method_setup, write  # noqa: E402
 
+PROTOCOL_CASES = 40  # training patients per fold: 48 with labels, 6 folds
 TABLE_I = ["cnlpc", "mor-3dcnn", "3dmcl", "mask-hmfl", "cfl", "chmfl"]
 TABLE_II = ["cnn2d-ct", "cnn2d-pet", "cnn2d-petct", "cnn3d-ct", "cnn3d-pet", "cnn3d-petct",
             "mask-hmfl", "cfl", "chmfl"]
+
+
+def _share_h(step_s: float, a: argparse.Namespace, folds_at_once: int) -> float:
+    """Hours of the protocol: 6 folds x 40 training patients (batch 1) x the epoch maximum,
+    ``folds_at_once`` folds advancing together at ``step_s`` per step each."""
+    return step_s * PROTOCOL_CASES * a.protocol_epochs * 6 / folds_at_once / 3600
 
 
 def time_method(name: str, a: argparse.Namespace) -> dict:
@@ -36,7 +48,7 @@ def time_method(name: str, a: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     _, history = fit_network(net, data, cfg, seed=0, progress=False)
     epochs = [h["seconds"] for h in history]
-    share_h = epochs[-1] * a.protocol_epochs * 6 / 3600
+    share_h = _share_h(epochs[-1] / a.cases, a, folds_at_once=1)
     return {"method": name, "network": network, "first_epoch_s": round(epochs[0], 3),
             "epoch_s": round(epochs[-1], 3), "step_s": round(epochs[-1] / a.cases, 4),
             "protocol_share_h": round(share_h, 3), "wall_s": round(time.perf_counter() - t0, 2)}
@@ -55,7 +67,7 @@ def _time_folds_at_once(name: str, a: argparse.Namespace) -> dict:
     epoch = r["steady_epoch_s"]
     return {"method": name, "folds_at_once": k, "first_epoch_s": round(first, 3), "epoch_s": epoch,
             "step_s": round(epoch / a.cases, 4),
-            "protocol_share_h": round(epoch * a.protocol_epochs * 6 / k / 3600, 3),
+            "protocol_share_h": round(_share_h(epoch / a.cases, a, k), 3),
             "wall_s": r["total_wall_s_with_startup"], "gpu_peak_gb": [f["gpu_peak_gb"] for f in r["folds"]]}
 
 

@@ -1,7 +1,8 @@
 """Time ``chmfl reproduce table1`` end to end on a prepared cache (4 mm for CPU work) and
 report each method's fit time per fold from the run's timing.csv.
 
-    python benchmarks/bench_table1.py --data CACHE --out DIR [--epochs 1] [--json FILE]
+    python benchmarks/bench_table1.py --data CACHE --out DIR [--epochs 1] [--speed-options]
+                                      [--parallel-folds N] [--json FILE]
 
 The paper protocol (200 epochs x 6 folds x 8 methods) takes hours on a 2-core CPU; run it with
 ``--epochs 1`` to measure the per-epoch cost and extrapolate (benchmarks/README.md).
@@ -38,6 +39,8 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--experiment", default="table1")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training override")
+    p.add_argument("--speed-options", action="store_true", help="passed to chmfl reproduce")
+    p.add_argument("--parallel-folds", type=int, default=1, help="passed to chmfl reproduce")
     p.add_argument("--json", default="benchmarks/results/table1_e2e.json")
     args = p.parse_args()
     if not (Path(args.data) / "manifest.csv").is_file():
@@ -47,6 +50,10 @@ def main() -> int:
                      "--epochs", str(args.epochs), "--no-progress"]
     for kv in args.set:
         cmd += ["--set", kv]
+    if args.speed_options:
+        cmd.append("--speed-options")
+    if args.parallel_folds > 1:
+        cmd += ["--parallel-folds", str(args.parallel_folds)]
     run = timed(cmd)
     record = {"machine": machine(), "epochs": args.epochs, "run": run}
     timing = Path(args.out) / "timing.csv"
