@@ -113,5 +113,6 @@ def test_speed_options_flag_sets_every_option(monkeypatch):
     assert main(["bench"]) == 0
     fast, plain = seen
     assert fast.channels_last and fast.fast_wgrad and fast.inplace_act and fast.inplace_abn
-    assert fast.split_concat and fast.mmap_threshold_mb == 4  # the threshold stays its own flag
-    assert not (plain.channels_last or plain.inplace_abn or plain.split_concat or plain.mmap_threshold_mb)
+    assert fast.split_concat and fast.fused_adam and fast.mmap_threshold_mb == 4  # the threshold stays its own flag
+    assert not (plain.channels_last or plain.inplace_abn or plain.split_concat or plain.fused_adam
+                or plain.mmap_threshold_mb)

@@ -87,13 +87,22 @@ def test_training_speed_options_keep_the_result():
     p_ref = ref.predict_proba(cases)
     p_init = _fit(epochs=0).fit(cases).predict_proba(cases)
     assert np.abs(p_ref - p_init).max() > 0.02  # training moved the predictions well beyond atol
-    for option in ({"fast_wgrad": True}, {"inplace_act": True}, {"channels_last": True}):
+    for option in ({"fast_wgrad": True}, {"inplace_act": True}, {"channels_last": True}, {"fused_adam": True}):
         m = _fit(**option).fit(cases)
         # float summation order differs; Adam's normalised steps carry that into ~1e-4
         np.testing.assert_allclose(m.predict_proba(cases), p_ref, atol=2e-3, err_msg=str(option))
         assert not any(type(x) is GemmWgradConv3d for x in m.network_.modules())  # undone after fit
         hist = [h["loss"] for h in m.history_]
         np.testing.assert_allclose(hist, [h["loss"] for h in ref.history_], rtol=1e-5)
+
+
+def test_fused_adam_option_makes_a_fused_optimizer():
+    from chmfl.methods.train_config import TrainConfig
+    from chmfl.methods.training import make_optimizer
+
+    net = torch.nn.Linear(3, 2)
+    assert make_optimizer(net, TrainConfig(fused_adam=True)).defaults["fused"] is True
+    assert not make_optimizer(net, TrainConfig()).defaults["fused"]
 
 
 def test_prediction_without_decoder_and_channels_last():

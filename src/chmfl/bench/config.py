@@ -33,6 +33,7 @@ class BenchConfig:
     inplace_act: bool = False  # ELU in place (saves one activation per conv block)
     inplace_abn: bool = False  # BatchNorm + ELU keep one map for backward (models/lowmem.py)
     split_concat: bool = False  # decoder convs read (up, PET, CT) apart (models/lowmem.py)
+    fused_adam: bool = False  # Adam's update as one fused kernel
     mmap_threshold_mb: float = 0  # glibc malloc maps blocks from this size during the step (0: default)
     compile: bool = False  # torch.compile (inductor) the CHMFL network
     preset: str = "faithful"  # CHMFL model preset (PRESETS)

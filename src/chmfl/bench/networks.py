@@ -79,6 +79,7 @@ def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg
     from chmfl.methods.training import (
         apply_speed_options,
         make_fabric,
+        make_optimizer,
         to_memory_format,
         train_step,
     )
@@ -86,7 +87,7 @@ def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg
     fabric = make_fabric(cfg)
     fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
     model = apply_speed_options(to_memory_format(_build(name, options, seed), fmt), cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg)
     model, optimizer = fabric.setup(model, optimizer)
     model.train()
     device = str(fabric.device)

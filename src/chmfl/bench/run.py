@@ -55,6 +55,7 @@ def _train_config(cfg: BenchConfig, precision: str, channels_last: bool, fast: b
     return TrainConfig(precision=precision, channels_last=channels_last, accelerator=cfg.device,
                        fast_wgrad=fast and cfg.fast_wgrad, inplace_act=fast and cfg.inplace_act,
                        inplace_abn=fast and cfg.inplace_abn, split_concat=fast and cfg.split_concat,
+                       fused_adam=fast and cfg.fused_adam,
                        mmap_threshold_mb=cfg.mmap_threshold_mb if fast else 0,
                        compile=fast and cfg.compile)
 
@@ -173,7 +174,7 @@ def format_table(res: dict[str, Any]) -> str:
             f" -> {res['load_avg_end'][0]:.2f}")
     opts = {k: v for k, v in res["config"].items()
             if k in ("preset", "channels_last", "fast_wgrad", "inplace_act", "inplace_abn",
-                     "split_concat", "mmap_threshold_mb", "compile", "repeats")}
+                     "split_concat", "fused_adam", "mmap_threshold_mb", "compile", "repeats")}
     lines = [head, "settings: " + ", ".join(f"{k}={v}" for k, v in opts.items())]
     lines += [f"{label:<36} {fmt.format(res[key]):>12}" for label, key, fmt in ROWS if key in res]
     return "\n".join(lines)

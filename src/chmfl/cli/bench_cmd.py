@@ -31,12 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="BatchNorm + ELU keep one map for backward (in-place activated BatchNorm; less memory)")
     p.add_argument("--split-concat", action="store_true",
                    help="decoder convs read (up, PET, CT) apart: no concatenated copies (less memory)")
+    p.add_argument("--fused-adam", action="store_true", help="Adam's update as one fused kernel per step")
     p.add_argument("--mmap-threshold-mb", type=float, default=0, metavar="MB",
                    help="glibc malloc maps blocks of at least MB from the training step on (less "
                         "retained memory; 0: the allocator's default)")
     p.add_argument("--speed-options", action="store_true",
                    help="all of --channels-last --fast-wgrad --inplace-act --inplace-abn --split-concat "
-                        "(what 'chmfl cv --speed-options' trains with)")
+                        "--fused-adam (what 'chmfl cv --speed-options' trains with)")
     p.add_argument("--compile", action="store_true", help="torch.compile CHMFL (inductor; slow first step)")
     p.add_argument("--skip-vnet", action="store_true", help="do not time MONAI's V-Net")
     p.add_argument("--skip-matmul", action="store_true", help="do not measure matmul rates")

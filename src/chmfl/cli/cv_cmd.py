@@ -19,7 +19,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override a training setting, e.g. --set batch_size=4 (repeatable)")
     p.add_argument("--speed-options", action="store_true",
                    help="every speed/memory option that keeps the networks' arithmetic (channels_last, "
-                        "fast_wgrad, inplace_act, inplace_abn, split_concat); --set overrides any of "
+                        "fast_wgrad, inplace_act, inplace_abn, split_concat, fused_adam); --set overrides any of "
                         "them (at 1 mm add --set mmap_threshold_mb=1 for the least memory)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

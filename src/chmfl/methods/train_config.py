@@ -34,6 +34,7 @@ class TrainConfig:
     # Speed options that keep the network's arithmetic (docs/performance.md); off by default
     fast_wgrad: bool = False  # conv3d weight gradients as large GEMMs (models/fastconv.py)
     inplace_act: bool = False  # in-place ELUs: one activation less per conv block in training
+    fused_adam: bool = False  # Adam's update as one fused kernel per step (same update up to rounding)
     # Memory options, same function and parameters (models/lowmem.py); off by default
     inplace_abn: bool = False  # BatchNorm + ELU keep one map for backward (in-place activated BN)
     split_concat: bool = False  # decoder convs read (up, PET, CT) apart: no concatenated copies
@@ -79,7 +80,7 @@ ROBUST = {"bn_eval": "sample", "augment": True}
 # 1 mm on a 2-core AVX2 CPU: step 60.3 -> 36-37 s, peak 4.28 -> 2.44 GB (2.07 GB adding
 # mmap_threshold_mb=1, left out here: it slowed the 4 mm batch-4 step by 28%).
 SPEED_OPTIONS = {"channels_last": True, "fast_wgrad": True, "inplace_act": True,
-                 "inplace_abn": True, "split_concat": True}
+                 "inplace_abn": True, "split_concat": True, "fused_adam": True}
 
 
 def cpu_has_fast_bf16() -> bool:
