@@ -14,9 +14,7 @@ Stacked steps run without channels_last_3d and the CPU-only ``fast_wgrad`` (see
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,28 +23,12 @@ from _common import machine, method_setup, write  # noqa: E402
 METHODS = ["chmfl", "mask-hmfl", "3dmcl", "mor-3dcnn", "cnn3d-petct", "cnn2d-petct", "cnlpc"]
 
 
-def _median_s(fn, device: str, repeats: int, warmup: int) -> float:
-    import torch
-
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def time_method(name: str, a: argparse.Namespace) -> dict:
     import copy
 
     import torch
 
+    from chmfl.bench.measure import time_call
     from chmfl.bench.stacked import StackedFolds, separate_steps
 
     setups = [method_setup(name, a.voxel_mm, cases=1, seed=k) for k in range(a.folds)]
@@ -57,9 +39,9 @@ def time_method(name: str, a: argparse.Namespace) -> dict:
     refs = [copy.deepcopy(n).to(a.device) for n in nets]
     opts = [torch.optim.Adam(n.parameters(), lr=train.lr) for n in refs]
     stacked = StackedFolds(nets, lr=train.lr, seg_weight=train.seg_weight, device=a.device, autocast_dtype=dtype)
-    sep = _median_s(lambda: separate_steps(refs, opts, batches, train.seg_weight, device=a.device,
-                                           autocast_dtype=dtype), a.device, a.repeats, a.warmup)
-    stk = _median_s(lambda: stacked.step(batches), a.device, a.repeats, a.warmup)
+    sep = time_call(lambda: separate_steps(refs, opts, batches, train.seg_weight, device=a.device,
+                                           autocast_dtype=dtype), a.repeats, a.warmup, a.device).median_s
+    stk = time_call(lambda: stacked.step(batches), a.repeats, a.warmup, a.device).median_s
     return {"method": name, "folds": a.folds, "separate_s": round(sep, 4), "stacked_s": round(stk, 4),
             "speedup": round(sep / stk, 3)}
 

@@ -7,13 +7,7 @@ set -u
 out=$1; cache=${2:-src/chmfl/demo_data}; py=${PYTHON:-python3}
 mkdir -p "$out"
 ch=("$py" -m chmfl.cli.main)  # the chmfl command of this interpreter (timeout needs a program)
-step() {  # step NAME SECONDS COMMAND...
-  local name=$1 lim=$2; shift 2
-  local t0=$SECONDS
-  timeout "$lim" "$@" > "$out/$name.log" 2>&1
-  echo "== $name: rc=$? in $((SECONDS - t0)) s"; grep -v -i "warn" "$out/$name.log" | tail -n 22
-}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+source "$(dirname "$0")/_gpu_steps.sh"  # step() and gpu.txt
 "$py" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 # 1 mm (paper) box: CHMFL in bf16 (auto) with V-Net fp32 and bf16 beside it, then fp32
 step bench_1mm 150 "${ch[@]}" bench --device cuda --voxel-mm 1 --repeats 5 --warmup 2 --json "$out/bench_1mm.json"

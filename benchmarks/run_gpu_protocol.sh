@@ -9,13 +9,7 @@
 set -u
 out=$1; py=${PYTHON:-python3}
 mkdir -p "$out"
-step() {  # step NAME SECONDS COMMAND...
-  local name=$1 lim=$2; shift 2
-  local t0=$SECONDS
-  timeout "$lim" "$@" > "$out/$name.log" 2>&1
-  echo "== $name: rc=$? in $((SECONDS - t0)) s"; grep -v -i "warn" "$out/$name.log" | tail -n 20
-}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+source "$(dirname "$0")/_gpu_steps.sh"  # step() and gpu.txt
 step protocol_6_at_once 420 "$py" benchmarks/bench_protocol.py --device cuda --voxel-mm 1 --cases 20 \
   --folds-at-once 6 --set deterministic=false --set channels_last=true --set fused_adam=true --json "$out/protocol_1mm_6_at_once.json"
 step stacked_1mm 120 "$py" benchmarks/bench_stacked.py --device cuda --voxel-mm 1 --bf16 \
