@@ -1,6 +1,6 @@
-# Shared by run_gpu.sh and run_gpu_protocol.sh (sourced, after they set $out): the card's name,
-# memory and driver into $out/gpu.txt, and step(), which runs one measurement under its own time
-# limit, logs it to $out/NAME.log and prints its tail.
+# Shared by run_gpu.sh, run_gpu_protocol.sh and run_gpu_launch.sh (sourced, after they set
+# $out): the card's name, memory and driver into $out/gpu.txt, and step(), which runs one
+# measurement under its own time limit, logs it to $out/NAME.log and prints its tail.
 step() {  # step NAME SECONDS COMMAND...
   local name=$1 lim=$2; shift 2
   local t0=$SECONDS

@@ -68,6 +68,8 @@ def test_bad_settings_are_refused(capsys):
         BenchConfig(repeats=0)
     assert main(["bench", "--voxel-mm", "0"]) == 2
     assert "voxel" in capsys.readouterr().err
+    assert main(["bench", "--voxel-mm", "4", "--compile-mode", "fastest"]) == 2
+    assert "compile mode must be one of" in capsys.readouterr().err
 
 
 def test_table_lists_what_the_result_has():

@@ -147,3 +147,98 @@ def test_model_trained_for_cuda_predicts_on_a_cpu_machine(monkeypatch):
     m.train = m.train.replace(accelerator="cuda")
     assert m._predict_device() == "cpu"
     assert m.predict_proba(make_cases(2, seed=5)).shape == (2,)
+
+
+def test_epoch_sums_on_the_device_equal_per_step_host_sums():
+    """train_epoch keeps its loss sums and probabilities on the device until the epoch ends;
+    the numbers are exactly those of summing Python floats after every step."""
+    from chmfl.data.tensors import augment
+    from chmfl.methods.train_config import TrainConfig
+    from chmfl.methods.training import (
+        _epoch_batches,
+        make_fabric,
+        make_optimizer,
+        train_epoch,
+        train_step,
+    )
+    from chmfl.models import build_model
+
+    data = NeuralMethod("chmfl", "chmfl", TINY, train=FAST)._tensors(make_cases(6))
+    cfg = TrainConfig(**{**FAST, "augment": True})
+
+    def run(loop):
+        torch.manual_seed(0)
+        model = build_model("chmfl", **TINY)
+        fabric = make_fabric(cfg)
+        opt = make_optimizer(model, cfg)
+        gen = torch.Generator().manual_seed(1)
+        return loop(model, opt, fabric, gen)
+
+    def host_loop(model, opt, fabric, gen):
+        model.train()
+        sums, n = {"loss": 0.0, "cls_loss": 0.0, "seg_loss": 0.0}, 0
+        for idx in _epoch_batches(len(data), cfg.batch_size, gen, 0, 1):
+            b = augment(data.batch(idx), gen)
+            loss, parts, out = train_step(model, opt, fabric, b, cfg, torch.contiguous_format)
+            n += len(idx)
+            sums["loss"] += float(loss.detach()) * len(idx)
+            for k, v in parts.items():
+                sums[k] += float(v) * len(idx)
+        return {k: v / n for k, v in sums.items()}
+
+    device = run(lambda m, o, f, g: train_epoch(m, o, f, data, cfg, g, torch.contiguous_format))
+    host = run(host_loop)
+    assert {k: device[k] for k in host} == host  # exact, not approximate
+    assert device["seg_loss"] > 0 and 0.0 <= device["train_auc"] <= 1.0
+
+
+def test_unknown_compile_mode_is_refused():
+    from chmfl.methods.train_config import TrainConfig
+
+    with pytest.raises(ChmflError, match="compile_mode must be one of"):
+        TrainConfig(compile_mode="fastest")
+
+
+@pytest.mark.slow
+def test_compiled_reduce_overhead_trains_like_eager(monkeypatch):
+    """compile_mode="reduce-overhead" (CUDA graphs on a GPU; inductor alone on a CPU) trains to
+    the eager loop's losses up to float rounding, marking each step for the graph trees."""
+    marks = []
+    real = torch.compiler.cudagraph_mark_step_begin
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: (marks.append(1), real()))
+    cases = make_cases(4)
+    eager = NeuralMethod("cnn3d-petct", "cnn3d", {"modality": "petct"}, train=FAST, seed=0,
+                         progress=False).fit(cases)
+    assert not marks
+    comp = NeuralMethod("cnn3d-petct", "cnn3d", {"modality": "petct"}, seed=0, progress=False,
+                        train={**FAST, "compile": True, "compile_mode": "reduce-overhead"}).fit(cases)
+    assert len(marks) == 2 * 2  # 2 epochs x 2 batches of 2
+    for a, b in zip(eager.history_, comp.history_):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)  # same dropout masks as eager
+    np.testing.assert_allclose(comp.predict_proba(cases), eager.predict_proba(cases), atol=5e-3)
+
+
+@pytest.mark.parametrize("model, kwargs", [("chmfl", TINY), ("cnn3d", {"modality": "petct"})])
+def test_train_step_reads_nothing_back_from_the_device(monkeypatch, model, kwargs):
+    """A training step's forward, Eq. (1) and backward never turn a tensor into a Python
+    number: on a GPU each such read makes the host wait for the device before it may queue the
+    next step. (Adam reads its step counters, which PyTorch keeps on the host.)"""
+    from chmfl.methods.train_config import TrainConfig
+    from chmfl.methods.training import make_fabric, make_optimizer, train_step
+
+    cfg = TrainConfig(**FAST)
+    data = NeuralMethod(model, model, kwargs, train=FAST)._tensors(make_cases(2))
+    net = NeuralMethod(model, model, kwargs, train=FAST)._build()
+    fabric = make_fabric(cfg)
+    opt = make_optimizer(net, cfg)
+    reads, in_adam = [], []
+    for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
+        real = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _n=name, _r=real:
+                            (in_adam or reads.append(_n), _r(self, *a))[1])
+    adam_step = opt.step
+    monkeypatch.setattr(opt, "step", lambda: (in_adam.append(1), adam_step(), in_adam.clear()))
+    net.train()
+    train_step(net, opt, fabric, data, cfg, torch.contiguous_format)
+    monkeypatch.undo()
+    assert reads == []

@@ -22,7 +22,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 @dataclass(frozen=True)
 class BenchConfig:
     voxel_mm: float = 1.0  # isotropic voxel size of the box (the paper: 1 mm)
-    device: str = "cpu"  # "cpu" or "cuda" (one GPU; the inputs are copied to it every step, as in training)
+    device: str = "cpu"  # "cpu" or "cuda" (one GPU; the training inputs live on it, as in the loop)
     precision: str = "auto"  # "32", "bf16" or "auto" (bf16 only where the device runs it natively)
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     interop_threads: int = 0  # torch inter-op threads; 0 = torch's default
@@ -36,6 +36,7 @@ class BenchConfig:
     fused_adam: bool = False  # Adam's update as one fused kernel
     mmap_threshold_mb: float = 0  # glibc malloc maps blocks from this size during the step (0: default)
     compile: bool = False  # torch.compile (inductor) the CHMFL network
+    compile_mode: str = "default"  # torch.compile's mode ("reduce-overhead": CUDA graphs on a GPU)
     preset: str = "faithful"  # CHMFL model preset (PRESETS)
     model_options: dict[str, Any] = field(default_factory=dict)  # extra CHMFL options
     skip_vnet: bool = False
@@ -52,6 +53,10 @@ class BenchConfig:
             raise ChmflError(f"bench device must be cpu or cuda, not {self.device!r}")
         if self.mmap_threshold_mb < 0:
             raise ChmflError(f"mmap threshold must be >= 0 MB, got {self.mmap_threshold_mb}")
+        from chmfl.methods.train_config import COMPILE_MODES
+
+        if self.compile_mode not in COMPILE_MODES:
+            raise ChmflError(f"compile mode must be one of {', '.join(COMPILE_MODES)}, not {self.compile_mode!r}")
         if not self.voxel_mm > 0:
             raise ChmflError(f"voxel size must be > 0 mm, got {self.voxel_mm}")
 

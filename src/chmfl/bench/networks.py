@@ -90,6 +90,8 @@ def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg
     optimizer = make_optimizer(model, cfg)
     model, optimizer = fabric.setup(model, optimizer)
     model.train()
+    if cfg.data_on_device:  # as fit_network keeps its cases
+        data = data.to(fabric.device)
     device = str(fabric.device)
     saved: dict[int, int] = {}
 
@@ -113,15 +115,15 @@ def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg
 
 def inference_timing(name: str, options: dict[str, Any], data: CaseTensors, precision: str,
                      repeats: int, warmup: int, segment: bool = True, channels_last: bool = False,
-                     seed: int = 0, compile: bool = False, inplace_act: bool = False,
+                     seed: int = 0, compile: str | None = None, inplace_act: bool = False,
                      device: str = "cpu") -> Timing:
     """Median seconds of ``predict_network`` on the cases of ``data`` (eval, inference mode;
     on ``device``, inputs copied from the host and outputs back, as chmfl predicts)."""
     from chmfl.methods.training import predict_network
 
     model = _build(name, options, seed).to(device).eval()
-    if compile:
-        model.compile()
+    if compile:  # torch.compile's mode name
+        model.compile(mode=None if compile == "default" else compile)
     run = lambda: predict_network(model, data, precision=precision, batch_size=1,  # noqa: E731
                                   segment=segment, channels_last=channels_last,
                                   inplace_act=inplace_act)

@@ -57,7 +57,7 @@ def _train_config(cfg: BenchConfig, precision: str, channels_last: bool, fast: b
                        inplace_abn=fast and cfg.inplace_abn, split_concat=fast and cfg.split_concat,
                        fused_adam=fast and cfg.fused_adam,
                        mmap_threshold_mb=cfg.mmap_threshold_mb if fast else 0,
-                       compile=fast and cfg.compile)
+                       compile=fast and cfg.compile, compile_mode=cfg.compile_mode)
 
 
 def _chmfl(cfg: BenchConfig, shape: tuple[int, int, int], precision: str) -> dict[str, Any]:
@@ -65,7 +65,8 @@ def _chmfl(cfg: BenchConfig, shape: tuple[int, int, int], precision: str) -> dic
     data = synthetic_case(shape, cfg.seed)
     flops = count_flops("chmfl", opts, shape)
     r, w = cfg.repeats, cfg.warmup
-    cl, comp, ip = cfg.channels_last, cfg.compile, cfg.inplace_act
+    cl, ip = cfg.channels_last, cfg.inplace_act
+    comp = cfg.compile_mode if cfg.compile else None
     dev = cfg.device
     infer = inference_timing("chmfl", opts, data, precision, r, w, True, cl, cfg.seed, comp, ip, dev)
     prob = inference_timing("chmfl", opts, data, precision, r, w, False, cl, cfg.seed, comp, ip, dev)
@@ -174,7 +175,7 @@ def format_table(res: dict[str, Any]) -> str:
             f" -> {res['load_avg_end'][0]:.2f}")
     opts = {k: v for k, v in res["config"].items()
             if k in ("preset", "channels_last", "fast_wgrad", "inplace_act", "inplace_abn",
-                     "split_concat", "fused_adam", "mmap_threshold_mb", "compile", "repeats")}
+                     "split_concat", "fused_adam", "mmap_threshold_mb", "compile", "compile_mode", "repeats")}
     lines = [head, "settings: " + ", ".join(f"{k}={v}" for k, v in opts.items())]
     lines += [f"{label:<36} {fmt.format(res[key]):>12}" for label, key, fmt in ROWS if key in res]
     return "\n".join(lines)

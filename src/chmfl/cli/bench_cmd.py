@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="all of --channels-last --fast-wgrad --inplace-act --inplace-abn --split-concat "
                         "--fused-adam (what 'chmfl cv --speed-options' trains with)")
     p.add_argument("--compile", action="store_true", help="torch.compile CHMFL (inductor; slow first step)")
+    p.add_argument("--compile-mode", default="default", metavar="MODE",
+                   help="torch.compile's mode (implies --compile): default, reduce-overhead (CUDA "
+                        "graphs on a GPU), max-autotune, max-autotune-no-cudagraphs")
     p.add_argument("--skip-vnet", action="store_true", help="do not time MONAI's V-Net")
     p.add_argument("--skip-matmul", action="store_true", help="do not measure matmul rates")
     p.set_defaults(func=run)
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(
         voxel_mm=args.voxel_mm, device=args.device, precision=args.precision, threads=args.threads,
         interop_threads=args.interop_threads, repeats=args.repeats, warmup=args.warmup,
-        **speed, mmap_threshold_mb=args.mmap_threshold_mb, compile=args.compile, preset=args.preset,
+        **speed, mmap_threshold_mb=args.mmap_threshold_mb, compile=args.compile or args.compile_mode != "default",
+        compile_mode=args.compile_mode, preset=args.preset,
         model_options=parse_key_values(args.set),
         skip_vnet=args.skip_vnet, skip_matmul=args.skip_matmul,
     )

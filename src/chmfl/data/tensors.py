@@ -30,8 +30,17 @@ class CaseTensors:
         return self.pet.shape[0]
 
     def batch(self, idx: torch.Tensor) -> CaseTensors:
+        """The cases at ``idx`` (a host tensor; copied to the cases' device without waiting)."""
+        idx = idx.to(self.pet.device, non_blocking=True)
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
         return CaseTensors(pick(self.pet), pick(self.ct), pick(self.mask), pick(self.labels), pick(self.features))
+
+    def to(self, device: str | torch.device) -> CaseTensors:
+        """Every tensor on ``device`` (the same object where they already are)."""
+        if self.pet.device == torch.device(device):
+            return self
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return CaseTensors(move(self.pet), move(self.ct), move(self.mask), move(self.labels), move(self.features))
 
 
 def stack_cases(cases: Sequence[CaseData], require_mask: bool = False) -> CaseTensors:

@@ -16,6 +16,10 @@ import torch
 
 from chmfl.errors import ChmflError
 
+# torch.compile's modes; those in CUDA_GRAPH_MODES record and replay CUDA graphs on a GPU
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+COMPILE_MODES = ("default", *CUDA_GRAPH_MODES, "max-autotune-no-cudagraphs")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -40,7 +44,13 @@ class TrainConfig:
     split_concat: bool = False  # decoder convs read (up, PET, CT) apart: no concatenated copies
     mmap_threshold_mb: float = 0  # >0: glibc malloc maps blocks from this size (process-wide; 0: default)
     compile: bool = False  # torch.compile (inductor) the network; the first steps pay the compile
+    # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs on a GPU: one launch
+    # per graph instead of one per kernel), "max-autotune", "max-autotune-no-cudagraphs"
+    compile_mode: str = "default"
     accelerator: str = "auto"  # "cpu", "cuda", "auto"
+    # the training cases live on the training device for the whole fit (one copy, not one per
+    # step: a host-to-GPU copy makes the host wait for the GPU); nothing moves on a CPU
+    data_on_device: bool = True
     devices: int | str = 1  # >1 -> DDP through Lightning Fabric
     num_threads: int = 0  # torch CPU threads; 0 = leave torch's default
     deterministic: bool = True
@@ -53,6 +63,9 @@ class TrainConfig:
         # "--set precision=32" arrives as the YAML integer 32; keep the setting one type
         if isinstance(self.precision, (int, float)) and not isinstance(self.precision, bool):
             object.__setattr__(self, "precision", f"{self.precision:g}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ChmflError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, "
+                             f"not {self.compile_mode!r}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}

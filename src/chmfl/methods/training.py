@@ -22,8 +22,13 @@ from torch import nn
 
 from chmfl.data.tensors import CaseTensors, augment
 from chmfl.fsutil import atomic_path
-from chmfl.methods.train_config import TrainConfig, resolve_accelerator, resolve_precision
-from chmfl.models.losses import chmfl_loss
+from chmfl.methods.train_config import (
+    CUDA_GRAPH_MODES,
+    TrainConfig,
+    resolve_accelerator,
+    resolve_precision,
+)
+from chmfl.models.losses import eq1_terms
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -91,21 +96,31 @@ def _auc(labels: list[int], probs: list[float]) -> float:
 
 def train_step(model, optimizer, fabric, b: CaseTensors, cfg: TrainConfig, memory_format):
     """One optimiser step on batch ``b``: forward, Eq. (1), backward, Adam; returns the loss,
-    its parts and the network output (``chmfl bench`` times exactly this)."""
+    its parts ``{"cls_loss", "seg_loss"}`` and the network output, all still on the training
+    device: nothing here waits for the device (``chmfl bench`` times exactly this)."""
+    if _uses_cuda_graphs(cfg):
+        torch.compiler.cudagraph_mark_step_begin()  # a new step: the last one's outputs may go
     out = _forward(model, b, fabric.device, memory_format)
     y = b.labels.to(fabric.device)
     mask = None if b.mask is None else b.mask.to(fabric.device)
-    loss, parts = chmfl_loss(out, y, mask, cfg.seg_weight, cfg.seg_reduction)
+    loss, cls, seg = eq1_terms(out, y, mask, cfg.seg_weight, cfg.seg_reduction)
     optimizer.zero_grad(set_to_none=True)
     fabric.backward(loss)
     optimizer.step()
-    return loss, parts, out
+    return loss, {"cls_loss": cls.detach(), "seg_loss": seg.detach()}, out
 
 
 def train_epoch(model, optimizer, fabric, data: CaseTensors, cfg: TrainConfig, gen, memory_format) -> dict:
-    """One pass over the training cases; returns the epoch's mean losses and training AUC."""
+    """One pass over the training cases; returns the epoch's mean losses and training AUC.
+
+    The loss sums and training probabilities stay on the device until the epoch ends (one
+    host copy per epoch, not three per step: each copy would make the host wait for the GPU
+    before it may queue the next step). The sums are float64, as Python's floats were, so the
+    numbers are the same as summing per step on the host."""
     model.train()
     sums = {"loss": 0.0, "cls_loss": 0.0, "seg_loss": 0.0}
+    acc = torch.zeros(len(sums), dtype=torch.float64, device=fabric.device)
+    host_labels = data.labels.cpu()  # the cases may be on the GPU (``data_on_device``)
     labels, probs, n = [], [], 0
     for idx in _epoch_batches(len(data), cfg.batch_size, gen, fabric.global_rank, fabric.world_size):
         b = data.batch(idx)
@@ -114,11 +129,11 @@ def train_epoch(model, optimizer, fabric, data: CaseTensors, cfg: TrainConfig, g
         loss, parts, out = train_step(model, optimizer, fabric, b, cfg, memory_format)
         k = len(idx)
         n += k
-        sums["loss"] += float(loss.detach()) * k
-        for name, v in parts.items():
-            sums[name] += float(v) * k
-        labels += b.labels.tolist()
-        probs += torch.softmax(out.logits.detach().float(), 1)[:, 1].tolist()
+        acc += torch.stack([loss.detach(), parts["cls_loss"], parts["seg_loss"]]).double() * k
+        labels += host_labels[idx].tolist()
+        probs.append(torch.softmax(out.logits.detach().float(), 1)[:, 1])
+    sums = dict(zip(sums, acc.tolist()))
+    probs = torch.cat(probs).tolist() if probs else []
     if fabric.world_size > 1:  # every rank decides early stopping on the same, whole-epoch numbers
         sums, n, labels, probs = _gather_epoch(fabric, sums, n, labels, probs)
     stats = {key: v / max(n, 1) for key, v in sums.items()}
@@ -195,6 +210,8 @@ def fit_network(model: nn.Module, data: CaseTensors, cfg: TrainConfig, seed: int
         state = load_checkpoint(ckpt, model, optimizer, gen)
         log.info("resuming from %s after epoch %d", ckpt, state.epoch)
     model, optimizer = fabric.setup(model, optimizer)
+    if cfg.data_on_device:
+        data = data.to(fabric.device)
     bar = tqdm(total=cfg.epochs, initial=state.epoch, desc="epochs", leave=False,
                disable=not progress or fabric.global_rank != 0)
     while state.epoch < cfg.epochs and not state.stopped:
@@ -251,8 +268,22 @@ def apply_speed_options(model: nn.Module, cfg: TrainConfig) -> nn.Module:
     if cfg.split_concat:
         set_split_concat(model)
     if cfg.compile:
-        model.compile()  # compiles __call__ in place: state_dict keys stay the same
+        import torch._inductor.config as inductor_config
+
+        # dropout from torch's own generator, as in eager mode: the same masks for the same
+        # seed (and an exact resume); inductor's own RNG would train another trajectory
+        # (measured: a cnn3d's first-epoch loss 0.54 instead of eager's 1.47). Process-wide.
+        inductor_config.fallback_random = True
+        # compiles __call__ in place: state_dict keys stay the same
+        model.compile(mode=None if cfg.compile_mode == "default" else cfg.compile_mode)
     return model
+
+
+def _uses_cuda_graphs(cfg: TrainConfig) -> bool:
+    """True where the compiled network replays CUDA graphs (torch.compile's "reduce-overhead"
+    and "max-autotune" modes; on a CPU the same modes compile without graphs, and marking a
+    step there costs nothing)."""
+    return cfg.compile and cfg.compile_mode in CUDA_GRAPH_MODES
 
 
 def remove_speed_options(model: nn.Module) -> nn.Module:
