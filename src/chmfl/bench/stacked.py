@@ -103,10 +103,10 @@ def separate_steps(nets: Sequence[nn.Module], optimizers: Sequence[torch.optim.O
     losses = []
     for net, opt, b in zip(nets, optimizers, batches):
         net.train()
-        to = lambda t: None if t is None else t.to(device)  # noqa: E731
+        b = b.to(device)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-            out = net(to(b.pet), to(b.ct), mask=to(b.mask), features=to(b.features))
-        total, _, _ = eq1_terms(out, to(b.labels), to(b.mask), seg_weight, seg_reduction)
+            out = net(b.pet, b.ct, mask=b.mask, features=b.features)
+        total, _, _ = eq1_terms(out, b.labels, b.mask, seg_weight, seg_reduction)
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()

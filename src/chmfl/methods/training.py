@@ -32,6 +32,7 @@ from chmfl.models.losses import eq1_terms
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
+LOSS_KEYS = ("loss", "cls_loss", "seg_loss")  # the epoch sums of ``train_epoch``, in this order
 
 
 @dataclass
@@ -118,8 +119,7 @@ def train_epoch(model, optimizer, fabric, data: CaseTensors, cfg: TrainConfig, g
     before it may queue the next step). The sums are float64, as Python's floats were, so the
     numbers are the same as summing per step on the host."""
     model.train()
-    sums = {"loss": 0.0, "cls_loss": 0.0, "seg_loss": 0.0}
-    acc = torch.zeros(len(sums), dtype=torch.float64, device=fabric.device)
+    acc = torch.zeros(len(LOSS_KEYS), dtype=torch.float64, device=fabric.device)
     host_labels = data.labels.cpu()  # the cases may be on the GPU (``data_on_device``)
     labels, probs, n = [], [], 0
     for idx in _epoch_batches(len(data), cfg.batch_size, gen, fabric.global_rank, fabric.world_size):
@@ -132,24 +132,22 @@ def train_epoch(model, optimizer, fabric, data: CaseTensors, cfg: TrainConfig, g
         acc += torch.stack([loss.detach(), parts["cls_loss"], parts["seg_loss"]]).double() * k
         labels += host_labels[idx].tolist()
         probs.append(torch.softmax(out.logits.detach().float(), 1)[:, 1])
-    sums = dict(zip(sums, acc.tolist()))
-    probs = torch.cat(probs).tolist() if probs else []
+    probs = torch.cat(probs) if probs else acc.new_zeros(0)
     if fabric.world_size > 1:  # every rank decides early stopping on the same, whole-epoch numbers
-        sums, n, labels, probs = _gather_epoch(fabric, sums, n, labels, probs)
-    stats = {key: v / max(n, 1) for key, v in sums.items()}
-    stats["train_auc"] = _auc(labels, probs)
+        acc, n, labels, probs = _gather_epoch(fabric, acc, n, labels, probs)
+    stats = {key: v / max(n, 1) for key, v in zip(LOSS_KEYS, acc.tolist())}
+    stats["train_auc"] = _auc(labels, probs.tolist())
     return stats
 
 
-def _gather_epoch(fabric, sums: dict, n: int, labels: list, probs: list):
+def _gather_epoch(fabric, acc: torch.Tensor, n: int, labels: list, probs: torch.Tensor):
     """Loss sums, case counts, labels and probabilities of all ranks (DDP; on the training
     device, as NCCL needs)."""
-    as_t = lambda x: torch.tensor(x, dtype=torch.float64, device=fabric.device)  # noqa: E731
-    totals = fabric.all_reduce(as_t([*sums.values(), n]), reduce_op="sum").cpu()
-    gathered = fabric.all_gather(as_t([labels, probs])).cpu()  # (world, 2, steps)
-    sums = dict(zip(sums, totals[:-1].tolist()))
+    totals = fabric.all_reduce(torch.cat([acc, acc.new_tensor([n])]), reduce_op="sum")
+    mine = torch.stack([acc.new_tensor(labels), probs.double()])
+    gathered = fabric.all_gather(mine).cpu()  # (world, 2, steps)
     flat = gathered.reshape(-1, 2, gathered.shape[-1]).transpose(0, 1).reshape(2, -1)
-    return sums, int(totals[-1]), [int(v) for v in flat[0].tolist()], flat[1].tolist()
+    return totals[:-1], int(totals[-1]), [int(v) for v in flat[0].tolist()], flat[1]
 
 
 def _update_stopping(state: LoopState, loss: float, cfg: TrainConfig) -> None:

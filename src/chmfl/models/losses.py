@@ -36,8 +36,7 @@ def chmfl_loss(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None,
     ``label``: (B,) DM labels 0/1; ``mask``: tumour masks, needed when the network segments.
     """
     total, cls, seg = eq1_terms(out, label, mask, w, seg_reduction)
-    seg_value = 0.0 if out.seg_logits is None else float(seg.detach())  # no device sync for a 0
-    return total, {"cls_loss": float(cls.detach()), "seg_loss": seg_value}
+    return total, {"cls_loss": float(cls.detach()), "seg_loss": float(seg.detach())}
 
 
 def eq1_terms(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None, w: float = 0.5,
