@@ -1,4 +1,5 @@
-"""Bootstrap CI over patients (stratified, seeded) and the t-interval over CV repeats."""
+"""Bootstrap CIs over patients (stratified, seeded): one set of predictions, and the mean over
+CV repeats of pooled metrics."""
 
 from __future__ import annotations
 
@@ -6,10 +7,9 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from chmfl.errors import ChmflError
-from chmfl.stats import auc_score, bootstrap_ci, classification_metrics, repeat_summary
+from chmfl.stats import auc_score, bootstrap_ci, bootstrap_repeat_mean, classification_metrics
 
 
 def _data(n_pos=24, n_neg=24, seed=0, shift=1.0):
@@ -58,13 +58,20 @@ def test_bootstrap_edge_cases():
         bootstrap_ci([0, 1], [0.2, 0.8], "kappa")
 
 
-def test_repeat_summary_is_the_student_t_interval():
-    values = [0.81, 0.77, 0.85, 0.79, 0.83]
-    s = repeat_summary(values)
-    lo, hi = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
-    assert s.mean == pytest.approx(np.mean(values))
-    assert (s.low, s.high) == pytest.approx((lo, hi))
-    one = repeat_summary([0.7, float("nan")])
-    mean, low, high = one
-    assert mean == 0.7 and math.isnan(low) and math.isnan(high)
-    assert math.isnan(repeat_summary([]).mean)
+def test_bootstrap_repeat_mean_resamples_patients_once_for_every_repeat():
+    y, p0 = _data(12, 12, seed=6)
+    p1 = np.roll(p0, 1)
+    probs = np.vstack([p0, p1])
+    ci = bootstrap_repeat_mean(y, probs, n=400, seed=2)
+    assert set(ci) == {"accuracy", "sensitivity", "specificity", "precision", "f1", "auc", "brier"}
+    # the same indices as bootstrap_ci (same seed, same stratified draw): with R = 1 they agree
+    assert bootstrap_repeat_mean(y, p0[None], n=400, seed=2)["auc"] == pytest.approx(
+        bootstrap_ci(y, p0, "auc", n=400, seed=2), abs=1e-12)
+    assert bootstrap_repeat_mean(y, p0[None], n=400, seed=2)["f1"] == pytest.approx(
+        bootstrap_ci(y, p0, "f1", n=400, seed=2), abs=1e-12)
+    mean_auc = np.mean([auc_score(y, p0), auc_score(y, p1)])
+    assert ci["auc"][0] < mean_auc < ci["auc"][1]
+    # identical repeats: the interval of their mean is the one-repeat interval (no 1/sqrt(R) shrinkage)
+    same = bootstrap_repeat_mean(y, np.vstack([p0] * 10), n=400, seed=2)
+    assert same["auc"] == pytest.approx(bootstrap_repeat_mean(y, p0[None], n=400, seed=2)["auc"])
+    assert all(math.isnan(v) for v in bootstrap_repeat_mean([1, 1, 1], [[0.2, 0.5, 0.9]])["auc"])

@@ -116,6 +116,8 @@ def test_rows_follow_the_metrics_csv_contract():
     fr = {r["metric"]: r["value"] for r in fold_rows("m", 1, 0, pred, seg)}
     assert fr["accuracy"] == 0.5 and fr["auc"] == 0.75 and fr["dsc"] == 0.5
     pr = pooled_rows("m", 1, pred)
-    assert {r["fold"] for r in pr} == {"all"} and len(pr) == 6
+    assert {r["fold"] for r in pr} == {"all"} and len(pr) == 9  # 6 classification + 3 calibration
+    assert {r["metric"] for r in pr} >= {"precision", "f1", "brier", "calibration_intercept", "calibration_slope"}
+    assert "brier" not in {r["metric"] for r in fold_rows("m", 1, 0, pred)}  # calibration only pooled
     with pytest.raises(ChmflError, match="probability"):
         pooled_rows("m", 1, pred[["label"]])

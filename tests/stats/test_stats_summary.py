@@ -1,16 +1,15 @@
-"""Fold table (mean, SD over folds), repeat table and the paper's unpaired t-test."""
+"""Fold table (mean, SD over folds) and the paper's unpaired t-test."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from chmfl.errors import ChmflError
-from chmfl.stats import fold_table, metrics_rows, repeat_table, ttest_vs_reference
+from chmfl.stats import fold_table, metrics_rows, ttest_vs_reference
 
 
 def _metrics(values: dict[str, dict[int, list[float]]], metric="auc") -> pd.DataFrame:
@@ -51,15 +50,14 @@ def test_ttest_constant_samples_give_nan_not_error():
     assert math.isnan(ttest_vs_reference(df).iloc[0]["p"])
 
 
-def test_repeat_table_means_per_repeat_then_t_interval():
-    df = _metrics({"m": {0: [0.6, 0.8], 1: [0.7, 0.9], 2: [0.8, 0.8]}})
-    t = repeat_table(df)
-    row = t[t.metric == "auc"].iloc[0]
-    per_repeat = [0.7, 0.8, 0.8]
-    lo, hi = stats.t.interval(0.95, 2, loc=np.mean(per_repeat), scale=stats.sem(per_repeat))
-    assert row["mean"] == pytest.approx(np.mean(per_repeat)) and (row["low"], row["high"]) == pytest.approx((lo, hi))
-    pooled = repeat_table(df, pooled=True)
-    assert pooled[pooled.metric == "auc"].iloc[0]["mean"] == 99.0
+def test_paper_ttest_on_one_repeat_does_not_grow_surer_with_repeats():
+    a, b = [0.6, 0.7, 0.65, 0.72], [0.85, 0.9, 0.8, 0.88]
+    df = _metrics({"hc-rf": {r: a for r in range(5)}, "chmfl": {r: b for r in range(5)}})
+    one = ttest_vs_reference(df, "chmfl", repeat=0)
+    row = one[one.metric == "auc"].iloc[0]
+    assert row["p"] == pytest.approx(stats.ttest_ind(a, b).pvalue) and row["n"] == 4
+    pooled = ttest_vs_reference(df, "chmfl")  # every repeat's folds as if independent: the fault
+    assert pooled[pooled.metric == "auc"].iloc[0]["p"] < row["p"] / 100
 
 
 def test_missing_columns_is_a_one_line_error():

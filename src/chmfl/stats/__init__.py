@@ -1,10 +1,42 @@
-"""Metrics and statistics (no torch): classification and segmentation metrics, the rows of
-``metrics.csv``, fold/repeat summaries, the paper's t-test, DeLong's test and bootstrap CIs."""
+"""Metrics and statistics (no torch): classification, calibration and segmentation metrics, the
+rows of ``metrics.csv``, inference over repeated CV (Nadeau-Bengio corrected resampled t, Holm,
+minimum detectable difference; ``summary.csv`` / ``comparisons.csv``), DeLong's test, bootstrap
+CIs, decision curves, and the paper's unpaired t-test (for setting reproductions beside it)."""
 
+from chmfl.stats.calibration import (
+    DECISION_THRESHOLDS,
+    LOGIT_CLIP,
+    RELIABILITY_BINS,
+    Calibration,
+    brier_score,
+    calibration_intercept_slope,
+    calibration_metrics,
+    net_benefit,
+    reliability_curve,
+)
+from chmfl.stats.corrected import (
+    CorrectedT,
+    corrected_paired_t,
+    corrected_resampled_t,
+    holm,
+    kfold_test_train_ratio,
+    min_detectable_difference,
+)
 from chmfl.stats.delong import AucCI, DeLongResult, delong_ci, delong_covariance, delong_test
-from chmfl.stats.intervals import Summary, bootstrap_ci, repeat_summary
+from chmfl.stats.inference import (
+    COMPARISON_COLUMNS,
+    FOLD_LEVEL_METRICS,
+    POOLED_LEVEL_METRICS,
+    SUMMARY_COLUMNS,
+    method_summary,
+    n_folds,
+    paired_comparisons,
+    statistics_tables,
+)
+from chmfl.stats.intervals import bootstrap_ci, bootstrap_repeat_mean
 from chmfl.stats.metrics import (
     ALL_METRICS,
+    CALIBRATION_METRICS,
     CLASSIFICATION_METRICS,
     DEFAULT_THRESHOLD,
     SEGMENTATION_METRICS,
@@ -22,34 +54,56 @@ from chmfl.stats.rows import (
     metrics_rows,
     pooled_rows,
 )
-from chmfl.stats.summary import fold_table, normalize_metrics, repeat_table, ttest_vs_reference
+from chmfl.stats.summary import fold_table, normalize_metrics, ttest_vs_reference
 
 __all__ = [
     "ALL_METRICS",
+    "CALIBRATION_METRICS",
     "CLASSIFICATION_METRICS",
+    "COMPARISON_COLUMNS",
+    "DECISION_THRESHOLDS",
     "DEFAULT_THRESHOLD",
+    "FOLD_LEVEL_METRICS",
+    "LOGIT_CLIP",
     "METRICS_COLUMNS",
     "POOLED_FOLD",
+    "POOLED_LEVEL_METRICS",
+    "RELIABILITY_BINS",
     "SEGMENTATION_METRICS",
+    "SUMMARY_COLUMNS",
     "AucCI",
+    "Calibration",
+    "CorrectedT",
     "DeLongResult",
-    "Summary",
     "auc_score",
     "bootstrap_ci",
+    "bootstrap_repeat_mean",
+    "brier_score",
+    "calibration_intercept_slope",
+    "calibration_metrics",
     "classification_metrics",
     "confusion_counts",
+    "corrected_paired_t",
+    "corrected_resampled_t",
     "delong_ci",
     "delong_covariance",
     "delong_test",
     "fold_rows",
     "fold_table",
+    "holm",
+    "kfold_test_train_ratio",
     "mean_metrics",
+    "method_summary",
     "metrics_from_counts",
     "metrics_rows",
+    "min_detectable_difference",
+    "n_folds",
+    "net_benefit",
     "normalize_metrics",
+    "paired_comparisons",
     "pooled_rows",
-    "repeat_summary",
-    "repeat_table",
+    "reliability_curve",
     "segmentation_metrics",
+    "statistics_tables",
     "ttest_vs_reference",
 ]

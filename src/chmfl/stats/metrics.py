@@ -20,8 +20,9 @@ from scipy.stats import rankdata
 from chmfl.errors import ChmflError
 
 CLASSIFICATION_METRICS = ("accuracy", "sensitivity", "specificity", "precision", "f1", "auc")
+CALIBRATION_METRICS = ("brier", "calibration_intercept", "calibration_slope")  # stats/calibration.py
 SEGMENTATION_METRICS = ("dsc", "jaccard", "seg_accuracy", "seg_sensitivity", "seg_specificity")
-ALL_METRICS = CLASSIFICATION_METRICS + SEGMENTATION_METRICS
+ALL_METRICS = CLASSIFICATION_METRICS + CALIBRATION_METRICS + SEGMENTATION_METRICS
 DEFAULT_THRESHOLD = 0.5
 
 

@@ -5,7 +5,10 @@ each repeat, so every results folder computes its metrics identically:
 - fold k: classification metrics over the fold's test patients; segmentation metrics are
   the mean over those patients' per-patient values;
 - fold "all" (pooled): classification metrics over the concatenated test predictions of
-  the repeat; segmentation metrics are the mean over all patients of the repeat.
+  the repeat (precision and F1 as the paper computes them, never a mean of fold values that
+  drops folds without a DM prediction), the calibration metrics of those pooled predictions
+  (Brier score, calibration intercept and slope; too few patients per fold for them), and
+  segmentation metrics as the mean over all patients of the repeat.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from chmfl.errors import ChmflError
+from chmfl.stats.calibration import calibration_metrics
 from chmfl.stats.metrics import ALL_METRICS, DEFAULT_THRESHOLD, classification_metrics
 
 METRICS_COLUMNS = ("method", "repeat", "fold", "metric", "value")
@@ -51,7 +55,10 @@ def _rows(method, repeat, fold, predictions, seg_per_patient, threshold) -> list
     missing = [c for c in ("label", "probability") if c not in predictions.columns]
     if missing:
         raise ChmflError(f"predictions for {method} lack column(s) {', '.join(missing)}")
-    metrics = classification_metrics(predictions["label"].to_numpy(), predictions["probability"].to_numpy(), threshold)
+    y, p = predictions["label"].to_numpy(), predictions["probability"].to_numpy()
+    metrics = classification_metrics(y, p, threshold)
+    if fold == POOLED_FOLD:
+        metrics.update(calibration_metrics(y, p))
     metrics.update(mean_metrics(seg_per_patient))
     return metrics_rows(method, repeat, fold, metrics)
 
@@ -76,6 +83,7 @@ def pooled_rows(
     seg_per_patient: Iterable[Mapping[str, float]] = (),
     threshold: float = DEFAULT_THRESHOLD,
 ) -> list[dict]:
-    """Rows with fold "all": metrics over all of a repeat's test predictions (columns ``label``,
-    ``probability``); segmentation metrics averaged over all of the repeat's patients."""
+    """Rows with fold "all": classification and calibration metrics over all of a repeat's test
+    predictions (columns ``label``, ``probability``); segmentation metrics averaged over all of
+    the repeat's patients."""
     return _rows(method, repeat, POOLED_FOLD, predictions, seg_per_patient, threshold)

@@ -1,5 +1,7 @@
-"""Summaries of ``metrics.csv``: mean and SD over folds (as the paper reports), mean and 95%
-CI over repeats, and the paper's unpaired Student's t-test against a reference method."""
+"""Descriptive summaries of ``metrics.csv`` (mean and SD over folds, as the paper reports) and
+the paper's unpaired Student's t-test, kept only to set reproductions beside the paper's marks.
+
+Inference for chmfl's own tables (corrected resampled t, Holm) is in ``stats/inference.py``."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import pandas as pd
 from scipy import stats
 
 from chmfl.errors import ChmflError
-from chmfl.stats.intervals import repeat_summary
 from chmfl.stats.metrics import ALL_METRICS
 from chmfl.stats.rows import METRICS_COLUMNS, POOLED_FOLD
 
@@ -56,33 +57,20 @@ def fold_table(metrics_df: pd.DataFrame) -> pd.DataFrame:
     return _ordered(df, out.reset_index())
 
 
-def repeat_table(metrics_df: pd.DataFrame, pooled: bool = False, alpha: float = 0.05) -> pd.DataFrame:
-    """Mean and (1 - alpha) t-interval over repeats of each method's metric.
+def ttest_vs_reference(metrics_df: pd.DataFrame, reference: str = "chmfl", repeat: int | None = None) -> pd.DataFrame:
+    """The paper's test: unpaired Student's t-test (equal variances) of per-fold metrics, each
+    method vs ``reference``, over the K folds of one CV run (``repeat``; None = every fold).
 
-    Per repeat the value is the mean over its folds, or with ``pooled=True`` the pooled
-    (fold "all") value. Columns: method, metric, mean, low, high, n_repeats.
-    """
-    df = normalize_metrics(metrics_df)
-    df = df[df["fold"] == POOLED_FOLD] if pooled else df[df["fold"] != POOLED_FOLD]
-    per_repeat = df.groupby(["method", "metric", "repeat"], sort=False)["value"].mean().reset_index()
-    rows = []
-    for (method, metric), group in per_repeat.groupby(["method", "metric"], sort=False):
-        values = group["value"].to_numpy()
-        s = repeat_summary(values, alpha)
-        rows.append({"method": method, "metric": metric, "mean": s.mean, "low": s.low, "high": s.high,
-                     "n_repeats": int(np.count_nonzero(~np.isnan(values)))})
-    cols = ["method", "metric", "mean", "low", "high", "n_repeats"]
-    return _ordered(df, pd.DataFrame(rows, columns=cols))
-
-
-def ttest_vs_reference(metrics_df: pd.DataFrame, reference: str = "chmfl") -> pd.DataFrame:
-    """Unpaired Student's t-test (equal variances) of per-fold metrics: each method vs ``reference``.
-
-    As in the paper ("unpaired student's t-test" vs CHMFL). Columns: method, metric, t, p,
-    n, n_reference; p is NaN with fewer than 2 folds on a side or zero variance in both.
-    Empty when ``reference`` has no rows.
+    As in the paper ("unpaired student's t-test" vs CHMFL). It treats the folds as independent
+    samples and ignores that both methods were tested on the same folds, so it is only shown
+    beside the paper's own marks; pooling the folds of several repeats (``repeat=None``) makes
+    it ever surer as repeats are added. Columns: method, metric, t, p, n, n_reference; p is
+    NaN with fewer than 2 folds on a side or zero variance in both. Empty when ``reference``
+    has no rows.
     """
     df = _folds(metrics_df).dropna(subset=["value"])
+    if repeat is not None:
+        df = df[df["repeat"] == int(repeat)]
     cols = ["method", "metric", "t", "p", "n", "n_reference"]
     ref = df[df["method"] == reference]
     if ref.empty:
