@@ -17,8 +17,8 @@ from chmfl.report import build_report
 from chmfl.report.load import load_results
 from chmfl.stats import auc_score, delong_test, fold_table
 
-FULL_TABLES = ("classification", "paper_table1", "classification_repeats", "pooled", "delong", "segmentation", "timing")
-FULL_FIGURES = ("roc", "confusion", "tsne", "saliency", "segmentation")
+FULL_TABLES = ("classification", "paper_table1", "summary", "comparisons", "pooled", "delong", "segmentation", "timing")
+FULL_FIGURES = ("roc", "reliability", "decision_curve", "confusion", "tsne", "saliency", "segmentation")
 
 
 def _external_refs(html: str) -> list[str]:
@@ -48,7 +48,7 @@ def test_html_is_self_contained(full_report):
     assert _external_refs(html) == []
     assert "http://" not in html and "https://" not in html
     assert html.count('src="data:image/png;base64,') == len(FULL_FIGURES)
-    for section in ("Classification", "ROC curves", "Segmentation", "Configuration", "Data", "Versions", "Run time"):
+    for section in ("Classification", "Statistics", "ROC curves", "Segmentation", "Configuration", "Data", "Versions", "Run time"):
         assert f">{section}</h2>" in html
     assert "local recurrence" in html and "abc1234" in html  # data summary and git commit from config.yaml
     assert "2024-01-01T01:00:00" in html and "Skipped by the run: resnet18-petct" in html

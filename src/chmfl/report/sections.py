@@ -10,7 +10,7 @@ from importlib import metadata
 import yaml
 
 from chmfl import __version__
-from chmfl.report import figures, images, tables
+from chmfl.report import calibration_figs, figures, images, statistics, tables
 from chmfl.report.html import KeyValues, Note, Pre
 from chmfl.report.load import Results
 from chmfl.report.paper import paper_data, paper_table
@@ -30,14 +30,14 @@ def classification(res: Results, safe: Safe) -> Iterator:
         yield Note(note)
     yield safe(tables.classification_table, res)
     yield from _paper_comparison(res, safe, CLASSIFICATION_METRICS)
-    if len(res.repeats) > 1:
-        yield safe(tables.repeats_table, res)
     yield safe(tables.pooled_table, res)
     yield safe(tables.delong_table, res)
 
 
 def roc(res: Results, safe: Safe) -> Iterator:
     yield safe(figures.roc_figure, res)
+    yield safe(calibration_figs.reliability_figure, res)
+    yield safe(calibration_figs.decision_curve_figure, res)
 
 
 def _fig_s1_note(res: Results) -> Note | None:
@@ -161,6 +161,7 @@ def run_time(res: Results, safe: Safe) -> Iterator:
 
 SECTIONS = (
     ("Classification", "classification", classification),
+    ("Statistics", "statistics", statistics.section),
     ("ROC curves", "roc", roc),
     ("Confusion matrices", "confusion", confusion),
     ("CFL weight sweep", "sweep", sweep),

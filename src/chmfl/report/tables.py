@@ -13,6 +13,7 @@ import pandas as pd
 from chmfl.report.load import Results
 from chmfl.report.paper import PaperTable, match_rows, paper_table, weight_of
 from chmfl.report.render import METRIC_LABELS, Table, fmt, fmt_p, mean_ci, mean_sd
+from chmfl.report.statistics import holm_marks
 from chmfl.stats import (
     CLASSIFICATION_METRICS,
     POOLED_FOLD,
@@ -22,7 +23,7 @@ from chmfl.stats import (
     delong_ci,
     delong_test,
     fold_table,
-    repeat_table,
+    method_summary,
     ttest_vs_reference,
 )
 
@@ -40,6 +41,30 @@ def _mark(tt: pd.DataFrame, method: str, metric: str) -> str:
     return "*" if p < SIGNIFICANCE else ""
 
 
+POOLED_COLUMNS = ("precision", "f1")  # from each repeat's pooled predictions, as the paper computes them
+
+
+def pooled_means(res: Results) -> pd.DataFrame:
+    """Per (method, metric): mean and SD over repeats of the pooled (fold "all") value,
+    in ``fold_table``'s columns (method, metric, mean, sd, n)."""
+    s = method_summary(res.metrics)
+    s = s[s["level"] == "pooled"]
+    return s.rename(columns={"estimate": "mean"})[["method", "metric", "mean", "sd", "n"]]
+
+
+def paper_ttest(res: Results) -> pd.DataFrame:
+    """The paper's unpaired t-test vs the reference over the folds of the first repeat (the
+    paper's one CV run); shown only beside the paper's own marks."""
+    if not res.reference:
+        return pd.DataFrame(columns=["method", "metric", "p"])
+    return ttest_vs_reference(res.metrics, res.reference, repeat=min(res.repeats))
+
+
+def _folds_in(res: Results) -> int:
+    folds = res.metrics[res.metrics["fold"] != POOLED_FOLD]
+    return int(folds.groupby("repeat")["fold"].nunique().max())
+
+
 def _fold_note(res: Results) -> str:
     folds = res.metrics[res.metrics["fold"] != POOLED_FOLD]
     n_folds = folds.groupby("repeat")["fold"].nunique().max()
@@ -51,66 +76,52 @@ def _methods_with(res: Results, metrics: tuple[str, ...]) -> list[str]:
     return [m for m in res.methods if m in have]
 
 
+def _summary_cell(ft: pd.DataFrame, m: str, k: str, mark: str) -> tuple[str, dict]:
+    mean, sd = _lookup(ft, m, k, "mean"), _lookup(ft, m, k, "sd")
+    return mean_sd(mean, sd, mark), {f"{k}_mean": mean, f"{k}_sd": sd, f"{k}_n": _lookup(ft, m, k, "n")}
+
+
 def metric_summary_table(res: Results, metrics: tuple[str, ...], name: str, title: str, marks: bool) -> Table | str:
-    """Methods x metrics, mean ± SD over folds, '*' where p < 0.05 vs the reference (t-test)."""
+    """Methods x metrics, mean ± SD over folds (precision and F1 over the repeats' pooled
+    predictions); with ``marks``, '*' where the Holm-adjusted corrected paired test vs the
+    reference gives p < 0.05 (the ``comparisons`` table)."""
     methods = _methods_with(res, metrics)
     if not methods:
         return f"no {name} metrics in metrics.csv"
-    ft = fold_table(res.metrics)
+    ft, pooled = fold_table(res.metrics), pooled_means(res) if marks else None
     ref = res.reference if marks else None
-    tt = ttest_vs_reference(res.metrics, ref) if ref else pd.DataFrame(columns=["method", "metric", "p"])
+    holm = holm_marks(res) if ref else {}
     display, data = [], []
     for m in methods:
         d_row, n_row = {"Method": m}, {"method": m}
         for k in metrics:
-            mean, sd = _lookup(ft, m, k, "mean"), _lookup(ft, m, k, "sd")
-            d_row[METRIC_LABELS[k]] = mean_sd(mean, sd, _mark(tt, m, k) if m != ref else "")
-            n_row.update({f"{k}_mean": mean, f"{k}_sd": sd, f"{k}_n": _lookup(ft, m, k, "n")})
-            if ref:
-                n_row[f"{k}_p_vs_{ref}"] = _lookup(tt, m, k, "p") if m != ref else float("nan")
+            use_pooled = pooled is not None and k in POOLED_COLUMNS
+            mark = "*" if holm.get((m, k)) else ""
+            d_row[METRIC_LABELS[k]], numbers = _summary_cell(pooled if use_pooled else ft, m, k, mark)
+            n_row.update(numbers)
+            if ref and not use_pooled:
+                n_row[f"{k}_holm_significant_vs_{ref}"] = bool(holm.get((m, k))) if m != ref else None
         display.append(d_row)
         data.append(n_row)
     note = f"Mean ± SD over test folds ({_fold_note(res)})."
     if metrics == CLASSIFICATION_METRICS:
-        note += " DM predicted when P(DM) ≥ 0.5."
+        note = (f"Acc., Sen., Spe., AUC: mean ± SD over test folds ({_fold_note(res)}); Pre., F1: from each repeat's "
+                "pooled test predictions (as the paper), mean ± SD over repeats. DM predicted when P(DM) ≥ 0.5.")
     if marks:
-        note += (f" * p < 0.05 vs {ref}, unpaired Student's t-test over folds (as in the paper)." if ref
+        note += (f" * Holm-adjusted p < 0.05 vs {ref}: corrected resampled t-test paired on folds, Holm across the "
+                 "comparisons table (Statistics section)." if ref
                  else " No reference method (chmfl) in this run, so no significance marks.")
     return Table(name, title, pd.DataFrame(display), pd.DataFrame(data), note)
 
 
 def classification_table(res: Results) -> Table | str:
     return metric_summary_table(res, CLASSIFICATION_METRICS, "classification",
-                                "Classification performance (mean ± SD over folds)", marks=True)
+                                "Classification performance (mean ± SD)", marks=True)
 
 
 def segmentation_table(res: Results) -> Table | str:
     return metric_summary_table(res, SEGMENTATION_METRICS, "segmentation",
                                 "Segmentation performance (Table SIV layout, mean ± SD over folds)", marks=False)
-
-
-def repeats_table(res: Results) -> Table | str:
-    """Mean and 95% t-interval over CV repeats of each metric's fold mean, plus pooled AUC."""
-    if len(res.repeats) < 2:
-        return "one repeat only: no interval over repeats"
-    rt, pooled = repeat_table(res.metrics), repeat_table(res.metrics, pooled=True)
-    display, data = [], []
-    for m in _methods_with(res, CLASSIFICATION_METRICS):
-        d_row, n_row = {"Method": m}, {"method": m}
-        for k in CLASSIFICATION_METRICS:
-            vals = [_lookup(rt, m, k, c) for c in ("mean", "low", "high")]
-            d_row[METRIC_LABELS[k]] = mean_ci(*vals)
-            n_row.update({f"{k}_mean": vals[0], f"{k}_low": vals[1], f"{k}_high": vals[2]})
-        vals = [_lookup(pooled, m, "auc", c) for c in ("mean", "low", "high")]
-        d_row["Pooled AUC"] = mean_ci(*vals)
-        n_row.update({"pooled_auc_mean": vals[0], "pooled_auc_low": vals[1], "pooled_auc_high": vals[2]})
-        n_row["n_repeats"] = _lookup(rt, m, "auc", "n_repeats")
-        display.append(d_row)
-        data.append(n_row)
-    note = (f"Mean [95% CI] over {len(res.repeats)} repeats (Student t) of each repeat's mean over folds; "
-            "pooled AUC: AUC of each repeat's concatenated test predictions.")
-    return Table("classification_repeats", "Classification performance over CV repeats",
-                 pd.DataFrame(display), pd.DataFrame(data), note)
 
 
 def _pooled_row(method: str, repeat: int, part: pd.DataFrame) -> tuple[dict, dict]:
@@ -138,7 +149,8 @@ def pooled_table(res: Results) -> Table | str:
             display.append(d_row)
             data.append(n_row)
     note = (f"Pooled = all test patients of a repeat. AUC 95% CI: stratified bootstrap over patients "
-            f"({BOOTSTRAP_N} resamples, seed = repeat) and DeLong.")
+            f"({BOOTSTRAP_N} resamples, seed = repeat) and DeLong; both treat the repeat's K fold models as one "
+            "model and ignore training variability (supplementary; see the summary table).")
     return Table("pooled", "Pooled test predictions (per repeat)", pd.DataFrame(display), pd.DataFrame(data), note)
 
 
@@ -174,20 +186,21 @@ def delong_table(res: Results) -> Table | str:
     if not data:
         return "no patients shared by the compared methods"
     return Table("delong", "DeLong's test of pooled AUCs (paired, same patients)", pd.DataFrame(display),
-                 pd.DataFrame(data), "Two-sided DeLong test (fast algorithm of Sun & Xu 2014) per repeat.")
+                 pd.DataFrame(data), "Two-sided DeLong test (fast algorithm of Sun & Xu 2014) per repeat; supplementary, not adjusted for "
+                 "multiplicity and blind to training variability (the comparisons table is the primary test).")
 
 
 def comparison_table(res: Results, table: PaperTable) -> Table | str:
     """Ours (mean over folds, as the paper states it reports) beside the paper's printed numbers."""
-    ft = fold_table(res.metrics)
+    ft, pooled = fold_table(res.metrics), pooled_means(res)
     ref = res.reference
-    tt = ttest_vs_reference(res.metrics, ref) if ref else pd.DataFrame(columns=["method", "metric", "p"])
+    tt = paper_ttest(res)
     display, data = [], []
     for row, m in match_rows(table, res.methods):
         d_row = {"Paper method": row.paper, "chmfl method": m or "(not run)"}
         n_row = {"paper_method": row.paper, "method": m or ""}
         for k in table.metrics:
-            mean = _lookup(ft, m, k, "mean") if m else float("nan")
+            mean = _lookup(pooled if k in POOLED_COLUMNS else ft, m, k, "mean") if m else float("nan")
             mark = _mark(tt, m, k) if m and m != ref and k in CLASSIFICATION_METRICS else ""
             d_row[f"{METRIC_LABELS[k]} ours"] = fmt(mean) + mark
             d_row[f"{METRIC_LABELS[k]} paper"] = fmt(row.values[k]) + ("*" if row.marked else "")
@@ -197,8 +210,11 @@ def comparison_table(res: Results, table: PaperTable) -> Table | str:
         display.append(d_row)
         data.append(n_row)
     notes = "; ".join(f"{row.paper}: {row.note}" for row in table.rows if row.note)
-    note = ("Ours: mean over folds; paper: as printed (* p < 0.05 vs CHMFL, unpaired t-test)."
-            + (f" Paper notes: {notes}." if notes else ""))
+    note = ("Ours: mean over folds (precision, F1: pooled test predictions of each repeat, mean over repeats, as the "
+            f"paper computes them); paper: as printed. * p < 0.05 vs {ref or 'the reference'} by the paper's test "
+            f"(unpaired Student's t over the {_folds_in(res)} folds of repeat {min(res.repeats)}, as the paper states it "
+            "tested), on both sides: it treats folds as independent, so it is shown only here; the Statistics section "
+            "holds chmfl's corrected, Holm-adjusted tests." + (f" Paper notes: {notes}." if notes else ""))
     return Table(f"paper_{table.key}", f"Ours vs the paper — {table.title}", pd.DataFrame(display),
                  pd.DataFrame(data), note)
 
