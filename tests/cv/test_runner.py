@@ -37,7 +37,8 @@ def finished(cache, tmp_path_factory):
 
 
 def test_results_folder_contract(finished):
-    for name in ("config.yaml", "splits.json", "predictions.csv", "metrics.csv", "timing.csv"):
+    for name in ("config.yaml", "splits.json", "predictions.csv", "metrics.csv", "timing.csv", "summary.csv",
+                 "comparisons.csv"):
         assert (finished / name).is_file(), name
     preds = pd.read_csv(finished / "predictions.csv")
     assert list(preds.columns) == ["method", "repeat", "fold", "patient_id", "label", "probability"]

@@ -139,7 +139,7 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
         _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped})
     frames = _run_jobs(all_jobs, by_id, opts)
     if main:
-        write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs])
+        write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs], exp.reference)
         _write_config(out, exp, opts, Path(cache), cases,
                       {"started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
                        "skipped": skipped})
@@ -177,9 +177,10 @@ def _worker_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob]) -> None:
-    """Top-level predictions.csv, metrics.csv (per fold and pooled) and timing.csv."""
-    from chmfl.stats import classification_metrics, metrics_rows, pooled_rows
+def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob], reference: str | None = None) -> None:
+    """Top-level predictions.csv, metrics.csv (per fold and pooled), timing.csv, and
+    summary.csv / comparisons.csv computed from those two files alone (chmfl.stats.inference)."""
+    from chmfl.stats import classification_metrics, metrics_rows, pooled_rows, statistics_tables
 
     rows = []
     for (label, rep, fold), g in preds.groupby(["method", "repeat", "fold"], sort=False):
@@ -188,8 +189,9 @@ def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob]) -> 
         rows += pooled_rows(label, rep, g)
     rows += _seg_rows(jobs)
     timing = [_timing_row(j) for j in jobs]
-    for name, df in (("predictions.csv", preds), ("metrics.csv", pd.DataFrame(rows)),
-                     ("timing.csv", pd.DataFrame(timing))):
+    metrics = pd.DataFrame(rows)
+    for name, df in (("predictions.csv", preds), ("metrics.csv", metrics), ("timing.csv", pd.DataFrame(timing)),
+                     *statistics_tables(metrics, preds, reference).items()):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)
 
