@@ -1,5 +1,5 @@
 """Training throughput with K folds at once: K processes, each running the real training loop
-(``methods.training.fit_network``) of one method (default CHMFL) on its own synthetic training
+(``methods.trainer.Trainer``) of one method (default CHMFL) on its own synthetic training
 fold, started together.
 
     python benchmarks/bench_folds.py [--device cuda] [--voxel-mm 1] [--folds 1 6] [--cases 40]
@@ -25,23 +25,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, method_setup, write  # noqa: E402
+from _common import fit, machine, method_setup, with_settings, write  # noqa: E402
 
 
 def _fold(args: tuple) -> dict:
     """One fold's training, in its own process; returns its timings."""
     rank, method, device, voxel_mm, cases, epochs, precision, threads, sets, barrier = args
     import torch
-
-    from chmfl.methods.training import fit_network
-
     torch.set_num_threads(threads)
     net, data, train, _ = method_setup(method, voxel_mm, cases, seed=rank)
-    cfg = train.replace(**{"epochs": epochs, "patience": 10**6, "accelerator": device,
-                           "precision": precision, "num_threads": threads, **sets})
+    cfg = with_settings(train, {"epochs": epochs, "patience": 10**6, "accelerator": device,
+                                "precision": precision, "num_threads": threads, **sets})
     barrier.wait()  # all folds start training together
     t0 = time.perf_counter()
-    _, history = fit_network(net, data, cfg, seed=rank, progress=False)
+    history = fit(net, data, cfg, seed=rank)
     wall = time.perf_counter() - t0
     peak = torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else float("nan")
     return {"rank": rank, "wall_s": wall, "epoch_s": [h["seconds"] for h in history], "gpu_peak_gb": peak}

@@ -1,5 +1,5 @@
 """What the paper protocol costs, network by network: every neural method of Tables I and II
-trained by the real loop (``fit_network``, the method's own training settings: batch 1, Adam,
+trained by the real loop (``Trainer``, the method's own training settings: batch 1, Adam,
 Eq. (1)) on ``--cases`` synthetic patients for 2 epochs, one after another in one process.
 The second epoch's time per step (no start-up) x 40 training patients x ``--protocol-epochs``
 x 6 folds is each method's share of the protocol at the epoch maximum (early stopping usually
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, method_setup, write  # noqa: E402
+from _common import fit, machine, method_setup, with_settings, write  # noqa: E402
 
 PROTOCOL_CASES = 40  # training patients per fold: 48 with labels, 6 folds
 TABLE_I = ["cnlpc", "mor-3dcnn", "3dmcl", "mask-hmfl", "cfl", "chmfl"]
@@ -39,14 +39,12 @@ def _share_h(step_s: float, a: argparse.Namespace, folds_at_once: int) -> float:
 
 
 def time_method(name: str, a: argparse.Namespace) -> dict:
-    from chmfl.methods.training import fit_network
-
     if a.folds_at_once > 1:
         return _time_folds_at_once(name, a)
     net, data, train, network = method_setup(name, a.voxel_mm, a.cases)
-    cfg = train.replace(epochs=2, patience=10**6, accelerator=a.device, **a.sets)
+    cfg = with_settings(train, {"epochs": 2, "patience": 10**6, "accelerator": a.device, **a.sets})
     t0 = time.perf_counter()
-    _, history = fit_network(net, data, cfg, seed=0, progress=False)
+    history = fit(net, data, cfg, seed=0)
     epochs = [h["seconds"] for h in history]
     share_h = _share_h(epochs[-1] / a.cases, a, folds_at_once=1)
     return {"method": name, "network": network, "first_epoch_s": round(epochs[0], 3),

@@ -1,4 +1,4 @@
-"""K folds' training steps stacked into one (``torch.func`` vmap; ``chmfl.bench.stacked``)
+"""K folds' training steps stacked into one (``torch.func`` vmap; ``chmfl.accel.stacked``)
 against the same K steps one after another, per network, batch 1 (the paper's).
 
     python benchmarks/bench_stacked.py [--device cuda] [--voxel-mm 4] [--folds 6]
@@ -8,7 +8,7 @@ Both sides run forward, Eq. (1), backward and Adam of every fold on its own synt
 the ratio separate / stacked is what stacking the folds would gain over training them one
 after another in one process (processes, ``--parallel-folds``, are ``bench_folds.py``).
 Stacked steps run without channels_last_3d and the CPU-only ``fast_wgrad`` (see
-``chmfl.bench.stacked``), so the separate steps here run without them too.
+``chmfl.accel.stacked``), so the separate steps here run without them too.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ def time_method(name: str, a: argparse.Namespace) -> dict:
 
     import torch
 
+    from chmfl.accel.stacked import StackedFolds, separate_steps
     from chmfl.bench.measure import time_call
-    from chmfl.bench.stacked import StackedFolds, separate_steps
 
     setups = [method_setup(name, a.voxel_mm, cases=1, seed=k) for k in range(a.folds)]
     nets = [s[0] for s in setups]
     batches = [s[1] for s in setups]
-    train = setups[0][2]
+    train = setups[0][2][0]  # the science (lr, w)
     dtype = torch.bfloat16 if a.bf16 else None
     refs = [copy.deepcopy(n).to(a.device) for n in nets]
     opts = [torch.optim.Adam(n.parameters(), lr=train.lr) for n in refs]

@@ -4,7 +4,7 @@ A host-device synchronisation (a tensor read on the host, a blocking host-to-GPU
 the host from queueing the next kernels until the GPU has finished the queued ones: for the
 networks whose steps are bound by kernel launches, every one costs the GPU's tail of the step.
 ``torch.cuda.set_sync_debug_mode("warn")`` warns at each; this counts them over one and over
-two epochs of ``fit_network`` (the method's own settings, batch 1) on ``--cases`` synthetic
+two epochs of the training loop (``Trainer``, the method's own settings, batch 1) on ``--cases`` synthetic
 patients: the difference is one steady epoch, divided by the steps.
 
     python benchmarks/gpu_syncs.py [--voxel-mm 1] [--cases 8] [--methods ...] [--set KEY=VALUE]
@@ -18,21 +18,18 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, method_setup, write  # noqa: E402
+from _common import fit, machine, method_setup, with_settings, write  # noqa: E402
 
 
 def count_syncs(name: str, a: argparse.Namespace, epochs: int) -> int:
     import torch
-
-    from chmfl.methods.training import fit_network
-
     net, data, train, _ = method_setup(name, a.voxel_mm, a.cases)
-    cfg = train.replace(epochs=epochs, patience=10**6, accelerator="cuda", **a.sets)
+    cfg = with_settings(train, {"epochs": epochs, "patience": 10**6, "accelerator": "cuda", **a.sets})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            fit_network(net, data, cfg, seed=0, progress=False)
+            fit(net, data, cfg, seed=0)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     return sum("synchroniz" in str(w.message) for w in caught)

@@ -2,7 +2,7 @@
 # The launch-bound networks on a GPU, in one call (under 10 minutes on one H100/H200):
 #   benchmarks/run_gpu_launch.sh OUTDIR
 # The networks whose 1 mm steps took 11-32 ms on an H200 are bound by kernel launches and
-# Python, not by the GPU. Measured here, each by the real loop (fit_network, batch 1, 1 mm):
+# Python, not by the GPU. Measured here, each by the real loop (Trainer, batch 1, 1 mm):
 # 1. host-device synchronisations per training step, per method (gpu_syncs.py);
 # 2. the training cases kept on the GPU (default) against copied from the host every step
 #    (data_on_device=false), one fold, 20 synthetic patients, 2 epochs, fast loop settings;

@@ -33,6 +33,25 @@ def make_cases(n: int = 8, shape=(16, 16, 16), seed: int = 0) -> list[CaseData]:
             for i in range(n)]
 
 
+def synthetic_cases(n: int, seed: int = 0, size: int = 16, spacing: float = 4.0) -> list[CaseData]:
+    """Spherical tumours in 16^3 boxes; DM when SUV peak and radius are high (plus noise)."""
+    rng = np.random.default_rng(seed)
+    peaks = rng.uniform(3.0, 15.0, n)
+    radii = rng.uniform(2.0, 5.5, n)
+    score = (peaks - 9.0) / 3.5 + (radii - 3.75) + rng.normal(0, 0.4, n)
+    labels = (score > np.median(score)).astype(int)
+    zz, yy, xx = np.mgrid[:size, :size, :size] - (size - 1) / 2
+    d2 = zz**2 + yy**2 + xx**2
+    cases = []
+    for i in range(n):
+        mask = (d2 <= radii[i] ** 2).astype(np.uint8)
+        pet = (1.0 + rng.normal(0, 0.1, d2.shape) + peaks[i] * np.exp(-d2 / (2 * radii[i] ** 2))).astype(np.float32)
+        ct = (np.where(mask > 0, 40.0, 0.0) + rng.normal(0, 15.0, d2.shape)).astype(np.float32)
+        arrays = CaseArrays(f"SYN_{i:03d}", ct, pet, ct, pet, mask, (spacing,) * 3, (0.0, 0.0, 0.0))
+        cases.append(CaseData(f"SYN_{i:03d}", int(labels[i]), arrays=arrays))
+    return cases
+
+
 def write_cache(root: Path, n: int = 12, shape=(16, 16, 16), n_excluded: int = 1) -> Path:
     """A cache folder as 'chmfl data prepare' writes it: npz files, manifest.csv, prepare_config.yaml."""
     root.mkdir(parents=True, exist_ok=True)
@@ -48,3 +67,14 @@ def write_cache(root: Path, n: int = 12, shape=(16, 16, 16), n_excluded: int = 1
     pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
     (root / "prepare_config.yaml").write_text("config: {voxel_mm: 4.0}\nhash: h\n")
     return root
+
+
+def neural_method(name: str, model: str, model_kwargs: dict | None = None, settings: dict | None = None,
+                  **kwargs):
+    """A ``NeuralMethod`` whose science and runtime settings come from one flat dict (routed by
+    name, as ``--set`` does)."""
+    from chmfl.methods.neural import NeuralMethod
+    from chmfl.methods.runtime import settings as split
+
+    train, runtime = split(settings)
+    return NeuralMethod(name, model, model_kwargs, train, runtime, **kwargs)

@@ -3,9 +3,11 @@
 Runs a 6-fold cross-validation of CHMFL and two baselines (the SUVmax + volume floor and
 HC+RF) on the 48 included patients of the bundled 4 mm cache, then writes the report.
 To fit in about ten minutes on two CPU cores, CHMFL runs in its named ``demo`` size
-(narrower channels, 3x3x3 decoder convolutions: same architecture, ~1/20 of the FLOPs) with a
-short robust schedule; ``--full`` runs the faithful network instead (hours on a CPU).
-Every setting used is written to the results' config.yaml.
+(``models.chmfl.SIZES``: narrower channels, 3x3x3 decoder convolutions: same architecture,
+~1/20 of the FLOPs) with a short robust schedule; ``--full`` runs the faithful network instead
+(hours on a CPU). Every setting used is written to the results' config.yaml; the same run is
+``chmfl cv --data <bundled cache> --methods "suvmax-volume,hc-rf,chmfl[size=demo]" --set
+epochs=12 --set batch_size=4 --set augment=true --set lr=0.001 --set patience=100``.
 """
 
 from __future__ import annotations
@@ -20,14 +22,12 @@ from chmfl.errors import ChmflError
 
 log = logging.getLogger(__name__)
 
-# CHMFL at demo size: Table SI's five-scale, two-branch layout with a quarter of the channels.
-DEMO_MODEL = {"widths": [8, 16, 32, 64, 128], "decoder_convs": [1, 1, 1, 1], "decoder_kernel": 3}
 DEMO_TRAIN = {"epochs": 12, "batch_size": 4, "augment": True, "lr": 1e-3, "patience": 100,
               "precision": "auto"}
 
 
 def demo_experiment(full: bool = False) -> Experiment:
-    chmfl = MethodRun("chmfl") if full else MethodRun("chmfl", model_kwargs=DEMO_MODEL, name="chmfl[light]")
+    chmfl = MethodRun("chmfl") if full else MethodRun("chmfl", size="demo")
     return Experiment(
         name="demo", title="chmfl demo: 6-fold CV on the bundled 48-patient cohort (4 mm)",
         methods=(MethodRun("suvmax-volume"), MethodRun("hc-rf"), chmfl),

@@ -89,13 +89,14 @@ def test_bench_device_is_checked():
 
 def test_memory_options_halve_what_a_step_keeps_for_backward():
     from chmfl.bench.networks import train_step_timing
+    from chmfl.methods.runtime import RuntimeConfig
     from chmfl.methods.train_config import TrainConfig
 
     data = synthetic_case(box_shape(4))
-    plain = TrainConfig(precision="32", accelerator="cpu")
+    plain = RuntimeConfig(precision="32", accelerator="cpu")
     low = plain.replace(inplace_abn=True, split_concat=True)
-    _, _, saved_plain = train_step_timing("chmfl", {}, data, plain, repeats=1, warmup=0)
-    _, _, saved_low = train_step_timing("chmfl", {}, data, low, repeats=1, warmup=0)
+    _, _, saved_plain = train_step_timing("chmfl", {}, data, TrainConfig(), plain, repeats=1, warmup=0)
+    _, _, saved_low = train_step_timing("chmfl", {}, data, TrainConfig(), low, repeats=1, warmup=0)
     # the conv weights are kept too (once each): at 4 mm they outweigh the maps
     from chmfl.models import build_model
 

@@ -118,8 +118,52 @@ def test_speed_options_flag_is_recorded_and_overridable(cache, tmp_path):
                "--epochs", "1", "--speed-options", "--set", "inplace_abn=false", "--set", "batch_size=2",
                "--set", "precision=32", "--no-progress"])
     assert rc == 0
-    train = json.loads((out / "chmfl" / "repeat_0" / "fold_0" / "done.json").read_text())["train"]
-    assert train["split_concat"] and train["channels_last"] and train["fast_wgrad"] and train["inplace_act"]
-    assert train["inplace_abn"] is False and train["precision"] == "32"  # --set wins
+    done = json.loads((out / "chmfl" / "repeat_0" / "fold_0" / "done.json").read_text())
+    runtime, train = done["runtime"], done["train"]
+    assert runtime["split_concat"] and runtime["channels_last"] and runtime["fast_wgrad"] and runtime["inplace_act"]
+    assert runtime["inplace_abn"] is False and runtime["precision"] == "32"  # --set wins
+    assert train["batch_size"] == 2 and "precision" not in train  # the science, apart
     recorded = yaml.safe_load((out / "config.yaml").read_text())["options"]["train"]
     assert recorded["split_concat"] is True and recorded["inplace_abn"] is False
+
+
+def _fold_stamps(out):
+    return {p: p.stat().st_mtime_ns for p in sorted(out.glob("*/repeat_0/fold_*/done.json"))}
+
+
+def test_finished_fold_is_reused_when_only_runtime_settings_differ(cache, tmp_path, capsys):
+    """Runtime settings (speed options, threads, precision routing) are not part of a result's
+    identity: the same experiment with --speed-options reuses every finished fold; other
+    science in the same folder is refused, naming what differs."""
+    args = ["cv", "--data", str(cache), "--out", str(tmp_path), "--methods", "chmfl[size=demo],suvmax-volume",
+            "--folds", "2", "--epochs", "1", "--set", "batch_size=2", "--set", "precision=32", "--no-progress"]
+    assert main(args) == 0
+    stamps = _fold_stamps(tmp_path)
+    assert len(stamps) == 4 and (tmp_path / "chmfl[size=demo]").is_dir()
+    before = pd.read_csv(tmp_path / "predictions.csv")
+    assert main([*args, "--speed-options", "--set", "num_threads=1"]) == 0
+    assert _fold_stamps(tmp_path) == stamps  # not re-run
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "predictions.csv"), before)
+    capsys.readouterr()
+    assert main([*args, "--set", "lr=0.001"]) == 2  # science differs: refused, nothing re-run
+    err = capsys.readouterr().err.strip()
+    assert "other settings (lr)" in err and len(err.splitlines()) == 1
+    assert _fold_stamps(tmp_path) == stamps
+
+
+def test_cli_method_variants_and_bad_keys(cache, tmp_path, capsys):
+    from chmfl.cv.experiment import parse_methods
+
+    runs = parse_methods("chmfl[size=demo,seg_weight=0.3,precision=32],hc-rf[n_features=5]")
+    assert [r.label for r in runs] == ["chmfl[size=demo,seg_weight=0.3]", "hc-rf[n_features=5]"]
+    assert runs[0].train.to_dict() == {"seg_weight": 0.3} and runs[0].runtime.to_dict() == {"precision": "32"}
+    assert runs[0].model_kwargs == {} and runs[1].model_kwargs == {"n_features": 5}
+    for bad, why in (("chmfl[size=huge]", "no size 'huge'"), ("chmfl[nope=1]", "no option nope"),
+                     ("chmfl[lr=fast]", "lr must be a float"), ("hc-rf[size=demo]", "no named size"),
+                     ("chmfl[size=demo", "unbalanced brackets")):
+        rc = main(["cv", "--data", str(cache), "--out", str(tmp_path / "x"), "--methods", bad])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and why in err, (bad, err)
+    assert not (tmp_path / "x").exists()
+    rc = main(["cv", "--data", str(cache), "--out", str(tmp_path / "x"), "--methods", "chmfl", "--set", "nope=1"])
+    assert rc == 2 and "unknown training setting(s): nope" in capsys.readouterr().err

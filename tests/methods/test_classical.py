@@ -8,31 +8,15 @@ import json
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
+from tests.synthetic import synthetic_cases
 
 from chmfl.data.cases import CaseData
 from chmfl.errors import ChmflError
+from chmfl.methods.base import FitContext
 from chmfl.methods.classical import ForestArrays, HandcraftedRF, SuvmaxVolume
 from chmfl.methods.registry import create
+from chmfl.methods.spec import MethodRun
 from chmfl.preprocess.cache_format import CaseArrays
-
-
-def synthetic_cases(n: int, seed: int = 0, size: int = 16, spacing: float = 4.0) -> list[CaseData]:
-    """Spherical tumours in 16^3 boxes; DM when SUV peak and radius are high (plus noise)."""
-    rng = np.random.default_rng(seed)
-    peaks = rng.uniform(3.0, 15.0, n)
-    radii = rng.uniform(2.0, 5.5, n)
-    score = (peaks - 9.0) / 3.5 + (radii - 3.75) + rng.normal(0, 0.4, n)
-    labels = (score > np.median(score)).astype(int)
-    zz, yy, xx = np.mgrid[:size, :size, :size] - (size - 1) / 2
-    d2 = zz**2 + yy**2 + xx**2
-    cases = []
-    for i in range(n):
-        mask = (d2 <= radii[i] ** 2).astype(np.uint8)
-        pet = (1.0 + rng.normal(0, 0.1, d2.shape) + peaks[i] * np.exp(-d2 / (2 * radii[i] ** 2))).astype(np.float32)
-        ct = (np.where(mask > 0, 40.0, 0.0) + rng.normal(0, 15.0, d2.shape)).astype(np.float32)
-        arrays = CaseArrays(f"SYN_{i:03d}", ct, pet, ct, pet, mask, (spacing,) * 3, (0.0, 0.0, 0.0))
-        cases.append(CaseData(f"SYN_{i:03d}", int(labels[i]), arrays=arrays))
-    return cases
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +58,7 @@ def test_suvmax_volume(split, tmp_path):
 
 def test_hc_rf(split, tmp_path):
     train, test = split
-    m = create("hc-rf", seed=1, n_estimators=100, n_features=6)
+    m = create(MethodRun("hc-rf", model_kwargs={"n_estimators": 100, "n_features": 6}), FitContext(seed=1))
     assert isinstance(m, HandcraftedRF) and m.name == "hc-rf"
     m.fit(train)
     before = _state(m)

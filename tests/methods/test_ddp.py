@@ -18,8 +18,9 @@ SCRIPT = textwrap.dedent('''
     import torch
     import torch.distributed as dist
     from chmfl.data.tensors import CaseTensors
+    from chmfl.methods.runtime import RuntimeConfig
     from chmfl.methods.train_config import TrainConfig
-    from chmfl.methods.training import fit_network
+    from chmfl.methods.trainer import Trainer
     from chmfl.models import build_model
 
     out = sys.argv[1]
@@ -32,9 +33,9 @@ SCRIPT = textwrap.dedent('''
                        labels=torch.tensor([0, 1, 0, 1, 1]))
     model = build_model("chmfl", widths=(4, 8, 16, 32, 64), decoder_convs=(1, 1, 1, 1),
                         decoder_kernel=3)
-    cfg = TrainConfig(epochs=3, patience=1, min_delta=0.9, batch_size=1, precision="32",
-                      accelerator="cpu", devices=2, num_threads=1)
-    net, history = fit_network(model, data, cfg, seed=3, progress=False)
+    cfg = TrainConfig(epochs=3, patience=1, min_delta=0.9, batch_size=1)
+    runtime = RuntimeConfig(precision="32", accelerator="cpu", devices=2, num_threads=1)
+    net, history = Trainer(model, cfg, runtime, seed=3, progress=False).fit(data)
     rank = dist.get_rank()
     weights = [float(p.double().sum()) for p in net.parameters()]
     with open(f"{out}/rank{rank}.json", "w") as f:
@@ -80,4 +81,4 @@ def test_cv_with_two_ddp_ranks_writes_one_complete_record(tmp_path):
     preds = pd.read_csv(tmp_path / "res" / "predictions.csv")
     assert preds.groupby("method").size().to_dict() == {"chmfl": 8, "suvmax-volume": 8}
     done = json.loads((tmp_path / "res" / "chmfl" / "repeat_0" / "fold_1" / "done.json").read_text())
-    assert done["train"]["devices"] == 2 and done["epochs"] == 2
+    assert done["runtime"]["devices"] == 2 and done["epochs"] == 2

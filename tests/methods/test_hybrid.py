@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
-from test_classical import synthetic_cases
+from tests.synthetic import synthetic_cases
 
 from chmfl.errors import ChmflError
+from chmfl.methods.base import FitContext
 from chmfl.methods.hybrid import MOR3DCNN
 from chmfl.methods.registry import create
+from chmfl.methods.runtime import settings
+from chmfl.methods.spec import MethodRun
 from chmfl.radiomics.evidential import er_binary
 
 SMALL = {"population": 8, "generations": 3, "max_pareto": 4, "n_candidates": 12}
@@ -54,7 +57,7 @@ def split():
 @pytest.fixture(scope="module")
 def fitted(split):
     train, _ = split
-    return create("mor-3dcnn", seed=0, cnn=FakeCNN(), **SMALL).fit(train)
+    return MOR3DCNN(seed=0, cnn=FakeCNN(), **SMALL).fit(train)
 
 
 def test_fit_predict_and_er_fusion(split, fitted):
@@ -97,8 +100,9 @@ def test_weights_and_errors(split):
 @pytest.mark.slow  # trains the real 3D CNN for one epoch (~20 s on 2 CPU cores)
 def test_with_the_real_cnn(split, tmp_path):
     train, test = split
-    m = create("mor-3dcnn", seed=0, train={"epochs": 1, "accelerator": "cpu", "precision": "32"},
-               progress=False, workdir=tmp_path / "work", **SMALL).fit(train)
+    train_cfg, runtime = settings({"epochs": 1, "accelerator": "cpu", "precision": "32"})
+    ctx = FitContext(train_cfg, runtime, seed=0, workdir=tmp_path / "work", progress=False)
+    m = create(MethodRun("mor-3dcnn", model_kwargs=SMALL), ctx).fit(train)
     p = m.predict_proba(test)
     assert p.shape == (len(test),) and np.isfinite(p).all()
     m.save(tmp_path / "model")

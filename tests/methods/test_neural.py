@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.synthetic import make_cases
+from tests.synthetic import make_cases, neural_method
 
 from chmfl.errors import ChmflError
 from chmfl.methods.neural import NeuralMethod
@@ -16,7 +16,7 @@ TINY = {"widths": (4, 8, 16, 32, 64), "decoder_convs": (1, 1, 1, 1), "decoder_ke
 
 
 def _method(tmp_path=None, model="chmfl", **train):
-    return NeuralMethod("chmfl", model, TINY, train={**FAST, **train}, seed=3,
+    return neural_method("chmfl", model, TINY, {**FAST, **train}, seed=3,
                         workdir=tmp_path, progress=False)
 
 
@@ -57,6 +57,24 @@ def test_save_load_round_trip(tmp_path):
     np.testing.assert_allclose(m.predict_proba(cases), m2.predict_proba(cases), atol=1e-6)
 
 
+def test_model_saved_with_one_flat_train_dict_still_loads(tmp_path):
+    """Model folders from before the science/runtime split hold one flat ``train`` dict:
+    its keys are routed by name."""
+    import json
+
+    cases = make_cases(4)
+    m = _method(bn_eval="sample").fit(cases)
+    m.save(tmp_path / "model")
+    path = tmp_path / "model" / "config.json"
+    cfg = json.loads(path.read_text())
+    assert set(cfg["train"]) & set(cfg["runtime"]) == set()
+    cfg["train"] = {**cfg["train"], **cfg.pop("runtime")}  # the old layout
+    path.write_text(json.dumps(cfg))
+    old = NeuralMethod.load(tmp_path / "model")
+    assert old.train == m.train and old.runtime == m.runtime and old.train.bn_eval == "sample"
+    np.testing.assert_array_equal(old.predict_proba(cases), NeuralMethod.load(tmp_path / "model").predict_proba(cases))
+
+
 def test_not_a_model_folder_is_refused(tmp_path):
     (tmp_path / "config.json").write_text('{"hello": 1}')
     with pytest.raises(ChmflError, match="not a chmfl model"):
@@ -71,7 +89,7 @@ def test_early_stopping_on_flat_loss():
 
 def test_classifier_only_network_ignores_mask_and_w():
     cases = make_cases(4)
-    m = NeuralMethod("cnn3d-petct", "cnn3d", {"modality": "petct"}, train=FAST, progress=False).fit(cases)
+    m = neural_method("cnn3d-petct", "cnn3d", {"modality": "petct"}, FAST, progress=False).fit(cases)
     assert m.history_[0]["seg_loss"] == 0.0
     assert "mask" not in m.predict_all(cases)
 
@@ -85,7 +103,7 @@ def test_bf16_request_runs(monkeypatch):
 
 def test_bn_sample_statistics_equal_training_mode_and_leave_running_stats():
     from chmfl.data.tensors import stack_cases
-    from chmfl.methods.training import predict_network
+    from chmfl.methods.inference import predict_network
     from chmfl.models import build_model
 
     torch.manual_seed(0)
@@ -117,7 +135,7 @@ def test_per_sample_bn_falls_back_on_one_voxel_maps():
     """16^3 input: the deepest map has one voxel per channel (no sample statistics); that
     BatchNorm uses its running averages, the others the case's own, and nothing is updated."""
     from chmfl.data.tensors import stack_cases
-    from chmfl.methods.training import predict_network
+    from chmfl.methods.inference import predict_network
     from chmfl.models import build_model
 
     torch.manual_seed(0)
@@ -134,8 +152,8 @@ def test_per_sample_bn_falls_back_on_one_voxel_maps():
 def test_channels_last_trains_2d_and_3d_networks(model):
     """channels_last_3d applies to 3D-conv weights only: networks with 2D convs train too."""
     kwargs = TINY if model == "chmfl" else {}
-    m = NeuralMethod(model, model, kwargs, train={**FAST, "channels_last": True, "epochs": 1}, seed=0,
-                     progress=False)
+    m = neural_method(model, model, kwargs, {**FAST, "channels_last": True, "epochs": 1}, seed=0,
+                      progress=False)
     p = m.fit(make_cases(4, shape=(16, 32, 32))).predict_proba(make_cases(2, shape=(16, 32, 32), seed=9))
     assert p.shape == (2,) and np.isfinite(p).all()
 
@@ -144,59 +162,49 @@ def test_model_trained_for_cuda_predicts_on_a_cpu_machine(monkeypatch):
     """A saved model whose settings name the GPU still predicts where there is none."""
     m = _method().fit(make_cases(4))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    m.train = m.train.replace(accelerator="cuda")
+    m.runtime = m.runtime.replace(accelerator="cuda")
     assert m._predict_device() == "cpu"
     assert m.predict_proba(make_cases(2, seed=5)).shape == (2,)
 
 
 def test_epoch_sums_on_the_device_equal_per_step_host_sums():
-    """train_epoch keeps its loss sums and probabilities on the device until the epoch ends;
+    """Trainer.epoch keeps its loss sums and probabilities on the device until the epoch ends;
     the numbers are exactly those of summing Python floats after every step."""
     from chmfl.data.tensors import augment
-    from chmfl.methods.train_config import TrainConfig
-    from chmfl.methods.training import (
-        _epoch_batches,
-        make_fabric,
-        make_optimizer,
-        train_epoch,
-        train_step,
-    )
+    from chmfl.methods.runtime import settings
+    from chmfl.methods.trainer import Trainer, epoch_batches
     from chmfl.models import build_model
 
-    data = NeuralMethod("chmfl", "chmfl", TINY, train=FAST)._tensors(make_cases(6))
-    cfg = TrainConfig(**{**FAST, "augment": True})
+    data = neural_method("chmfl", "chmfl", TINY, FAST)._tensors(make_cases(6))
+    cfg, runtime = settings({**FAST, "augment": True})
 
     def run(loop):
         torch.manual_seed(0)
-        model = build_model("chmfl", **TINY)
-        fabric = make_fabric(cfg)
-        opt = make_optimizer(model, cfg)
-        gen = torch.Generator().manual_seed(1)
-        return loop(model, opt, fabric, gen)
+        return loop(Trainer(build_model("chmfl", **TINY), cfg, runtime, seed=0, progress=False))
 
-    def host_loop(model, opt, fabric, gen):
-        model.train()
+    def host_loop(trainer):
+        trainer.model.train()
         sums, n = {"loss": 0.0, "cls_loss": 0.0, "seg_loss": 0.0}, 0
-        for idx in _epoch_batches(len(data), cfg.batch_size, gen, 0, 1):
-            b = augment(data.batch(idx), gen)
-            loss, parts, out = train_step(model, opt, fabric, b, cfg, torch.contiguous_format)
+        for idx in epoch_batches(len(data), cfg.batch_size, trainer.gen, 0, 1):
+            b = augment(data.batch(idx), trainer.gen)
+            loss, parts, out = trainer.step(b)
             n += len(idx)
             sums["loss"] += float(loss.detach()) * len(idx)
             for k, v in parts.items():
                 sums[k] += float(v) * len(idx)
         return {k: v / n for k, v in sums.items()}
 
-    device = run(lambda m, o, f, g: train_epoch(m, o, f, data, cfg, g, torch.contiguous_format))
+    device = run(lambda trainer: trainer.epoch(data))
     host = run(host_loop)
     assert {k: device[k] for k in host} == host  # exact, not approximate
     assert device["seg_loss"] > 0 and 0.0 <= device["train_auc"] <= 1.0
 
 
 def test_unknown_compile_mode_is_refused():
-    from chmfl.methods.train_config import TrainConfig
+    from chmfl.methods.runtime import RuntimeConfig
 
     with pytest.raises(ChmflError, match="compile_mode must be one of"):
-        TrainConfig(compile_mode="fastest")
+        RuntimeConfig().replace(compile_mode="fastest")
 
 
 @pytest.mark.slow
@@ -207,11 +215,12 @@ def test_compiled_reduce_overhead_trains_like_eager(monkeypatch):
     real = torch.compiler.cudagraph_mark_step_begin
     monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: (marks.append(1), real()))
     cases = make_cases(4)
-    eager = NeuralMethod("cnn3d-petct", "cnn3d", {"modality": "petct"}, train=FAST, seed=0,
-                         progress=False).fit(cases)
+    eager = neural_method("cnn3d-petct", "cnn3d", {"modality": "petct"}, FAST, seed=0,
+                          progress=False).fit(cases)
     assert not marks
-    comp = NeuralMethod("cnn3d-petct", "cnn3d", {"modality": "petct"}, seed=0, progress=False,
-                        train={**FAST, "compile": True, "compile_mode": "reduce-overhead"}).fit(cases)
+    comp = neural_method("cnn3d-petct", "cnn3d", {"modality": "petct"},
+                         {**FAST, "compile": True, "compile_mode": "reduce-overhead"}, seed=0,
+                         progress=False).fit(cases)
     assert len(marks) == 2 * 2  # 2 epochs x 2 batches of 2
     for a, b in zip(eager.history_, comp.history_):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)  # same dropout masks as eager
@@ -223,14 +232,13 @@ def test_train_step_reads_nothing_back_from_the_device(monkeypatch, model, kwarg
     """A training step's forward, Eq. (1) and backward never turn a tensor into a Python
     number: on a GPU each such read makes the host wait for the device before it may queue the
     next step. (Adam reads its step counters, which PyTorch keeps on the host.)"""
-    from chmfl.methods.train_config import TrainConfig
-    from chmfl.methods.training import make_fabric, make_optimizer, train_step
+    from chmfl.methods.runtime import settings
+    from chmfl.methods.trainer import Trainer
 
-    cfg = TrainConfig(**FAST)
-    data = NeuralMethod(model, model, kwargs, train=FAST)._tensors(make_cases(2))
-    net = NeuralMethod(model, model, kwargs, train=FAST)._build()
-    fabric = make_fabric(cfg)
-    opt = make_optimizer(net, cfg)
+    method = neural_method(model, model, kwargs, FAST)
+    data = method._tensors(make_cases(2))
+    trainer = Trainer(method._build(), *settings(FAST), seed=0, progress=False)
+    opt = trainer.optimizer
     reads, in_adam = [], []
     for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
         real = getattr(torch.Tensor, name)
@@ -238,7 +246,7 @@ def test_train_step_reads_nothing_back_from_the_device(monkeypatch, model, kwarg
                             (in_adam or reads.append(_n), _r(self, *a))[1])
     adam_step = opt.step
     monkeypatch.setattr(opt, "step", lambda: (in_adam.append(1), adam_step(), in_adam.clear()))
-    net.train()
-    train_step(net, opt, fabric, data, cfg, torch.contiguous_format)
+    trainer.model.train()
+    trainer.step(data)
     monkeypatch.undo()
     assert reads == []

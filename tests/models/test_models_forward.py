@@ -5,33 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.network_cases import CASES, CHEAP_DECODER, SIZE
 from torch import nn
 
 from chmfl.errors import ChmflError
 from chmfl.models import MODELS, build_model
 from chmfl.models.losses import chmfl_loss
-
-CHEAP_DECODER = {"decoder_convs": (1, 1, 1, 1), "decoder_kernel": 3}
-SIZE = (16, 16, 24)  # D, H, W: small, not a cube
-
-# name, options, parameters whose gradient must be non-zero (first conv of each input path,
-# output conv of the decoder)
-CASES = [
-    ("chmfl", CHEAP_DECODER, ["pet_encoder.input_transition.conv.weight", "ct_encoder.input_transition.conv.weight",
-                   "decoder.output_transition.head.weight"]),
-    ("cfl", CHEAP_DECODER, ["pet_encoder.input_transition.conv.weight", "ct_encoder.input_transition.conv.weight",
-                            "decoder.output_transition.head.weight"]),
-    ("mask-hmfl", {}, ["pet_encoder.input_transition.conv.weight", "ct_encoder.input_transition.conv.weight"]),
-    ("chmfl-resnet18", {}, ["pet_backbone.conv1.weight", "ct_backbone.conv1.weight",
-                            "decoder.output_transition.head.weight"]),
-    ("cnn2d", {"modality": "petct"}, ["encoder.input_transition.conv.weight"]),
-    ("cnn3d", {"modality": "ct"}, ["encoder.input_transition.conv.weight"]),
-    ("resnet18-petct", {}, ["backbone.conv1.weight"]),
-    ("cnlpc", {}, ["convs.0.weight"]),
-    ("3dmcl", {"n_features": 7}, ["pet_branch.0.weight", "ct_branch.0.weight", "radiomics.0.weight"]),
-    ("mor-cnn", {}, ["convs.0.weight"]),
-    ("vnet", {}, ["vnet.in_tr.conv_block.conv.weight", "vnet.out_tr.conv_block.conv.weight", "head.weight"]),
-]
 
 
 def _inputs(size=SIZE, batch=2, seed=0):

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from chmfl.cv.splits import make_splits, save_splits
+from chmfl.methods.spec import MethodRun
 from chmfl.stats import fold_rows, pooled_rows, segmentation_metrics
 
 IDS = [f"STS_{i:03d}" for i in range(1, 17)]
@@ -70,7 +71,10 @@ def _write_fold(rng, root: Path, method: str, r: int, fold: dict, segmenting: bo
 
 def make_results(root: Path, methods=("hc-rf", "chmfl"), segmenting=("chmfl",), minimal=False,
                  experiment="table1", seed=0) -> Path:
+    """``methods``: registry names or ``MethodRun`` specs (their labels name the results)."""
     rng = np.random.default_rng(seed)
+    runs = [m if isinstance(m, MethodRun) else MethodRun(m) for m in methods]
+    methods = [r.label for r in runs]
     root.mkdir(parents=True, exist_ok=True)
     splits = make_splits(IDS, LABELS, n_folds=2, repeats=2, seed=0)
     save_splits(splits, root / "splits.json")
@@ -94,7 +98,7 @@ def make_results(root: Path, methods=("hc-rf", "chmfl"), segmenting=("chmfl",), 
     config = {  # the layout chmfl.cv.runner writes
         "chmfl_version": "0.1.0", "git_commit": "abc1234", "experiment": experiment,
         "spec": {"name": experiment, "reference": "chmfl", "folds": 2, "repeats": 2,
-                 "methods": [{"label": m} for m in methods]},
+                 "methods": [r.to_dict() for r in runs]},
         "options": {"seed": 0, "epochs": 1, "repeats": 2, "folds": 2},
         "data": {"n_patients": 16, "n_dm": 8, "n_no_dm": 8, "excluded": {"STS_099": "local recurrence"}},
         "hardware": {"cpu": "test", "threads": 2, "gpu": None}, "versions": {"numpy": "x"},

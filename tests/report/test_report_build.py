@@ -101,7 +101,9 @@ def test_minimal_folder_still_gives_a_report(tmp_path, results_factory):
 
 
 def test_weight_sweep_and_rebuild(tmp_path, results_factory):
-    methods = ("chmfl[seg_weight=0.3]", "chmfl[seg_weight=0.5]", "chmfl[seg_weight=0.7]")
+    from chmfl.methods.spec import MethodRun
+
+    methods = tuple(MethodRun("chmfl", {"seg_weight": w}) for w in (0.3, 0.5, 0.7))
     root = results_factory(tmp_path / "run", methods=methods, segmenting=(), minimal=True, experiment="fig5")
     (root / "tables").mkdir()
     (root / "tables" / "stale.md").write_text("old")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from chmfl.methods.spec import MethodRun
 from chmfl.report.paper import (
     PAPER_EXPERIMENTS,
     match_rows,
     paper_data,
     paper_order,
     paper_table,
-    parse_method,
     weight_of,
 )
 
@@ -37,16 +37,22 @@ def test_chmfl_row_is_the_same_in_every_table_and_matches_its_confusion_counts()
     assert fp / 48 == pytest.approx(0.083, abs=5e-4)  # "8.3% out of 48 patients" (Fig S1 text)
 
 
-def test_method_names_and_variants():
-    assert parse_method("chmfl[seg_weight=0.3]") == ("chmfl", {"seg_weight": "0.3"})
-    assert parse_method("hc-rf") == ("hc-rf", {})
-    assert weight_of("chmfl[seg_weight=0.3]") == ("chmfl", 0.3) and weight_of("chmfl") is None
+def test_method_specs_and_variants():
+    """Rows are matched by the stored run spec, not by parsing labels: a label that merely
+    looks like a variant but has no spec matches nothing."""
+    sweep = MethodRun("chmfl", {"seg_weight": 0.3})
+    assert sweep.label == "chmfl[seg_weight=0.3]"
+    assert weight_of(sweep) == ("chmfl", 0.3) and weight_of(MethodRun("chmfl")) is None
+    assert weight_of(MethodRun("chmfl", {"seg_weight": 0.3}, size="demo")) is None
     s2 = paper_table("tableS2")
-    methods = ["chmfl", "resnet18-petct", "resnet18-petct[pretrained=imagenet.safetensors]"]
-    matched = {row.paper: m for row, m in match_rows(s2, methods)}
+    runs = [MethodRun("chmfl"), MethodRun("resnet18-petct"), MethodRun("resnet18-petct", pretrained="imagenet")]
+    specs = {r.label: r for r in runs}
+    methods = [*specs, "resnet34-petct[pretrained=x]"]  # a label without a spec
+    assert list(specs) == ["chmfl", "resnet18-petct", "resnet18-petct[pretrained=imagenet]"]
+    matched = {row.paper: m for row, m in match_rows(s2, methods, specs)}
     assert matched["ResNet18-PET-CT"] == "resnet18-petct"
-    assert matched["ResNet18-PET-CT (pretrained)"] == "resnet18-petct[pretrained=imagenet.safetensors]"
-    assert matched["ResNet34-PET-CT"] is None
+    assert matched["ResNet18-PET-CT (pretrained)"] == "resnet18-petct[pretrained=imagenet]"
+    assert matched["ResNet34-PET-CT"] is None and matched["ResNet34-PET-CT (pretrained)"] is None
     s3 = {row.paper: row.method for row in paper_table("tableS3").rows}
     assert s3["CHMFL + GN_c4"] == "chmfl-gn4"
     t2 = {row.paper: row.method for row in paper_table("table2").rows}
@@ -56,8 +62,9 @@ def test_method_names_and_variants():
 
 
 def test_paper_order_puts_extra_methods_last():
-    assert paper_order("table1", ["chmfl", "extra", "hc-rf"]) == ["hc-rf", "chmfl", "extra"]
-    assert paper_order("custom", ["b", "a"]) == ["b", "a"]
+    specs = {m: MethodRun(m) for m in ("chmfl", "hc-rf")}
+    assert paper_order("table1", ["chmfl", "extra", "hc-rf"], specs) == ["hc-rf", "chmfl", "extra"]
+    assert paper_order("custom", ["b", "a"], {}) == ["b", "a"]
 
 
 def test_segmentation_paper_table_side_by_side(full_results):

@@ -29,10 +29,10 @@ class BenchConfig:
     repeats: int = 3  # timed runs per measurement (the median is reported)
     warmup: int = 1  # untimed runs before them
     channels_last: bool = False  # channels_last_3d memory format for CHMFL
-    fast_wgrad: bool = False  # CHMFL convolution weight gradients as large GEMMs (models/fastconv.py)
+    fast_wgrad: bool = False  # CHMFL convolution weight gradients as large GEMMs (accel/fastconv.py)
     inplace_act: bool = False  # ELU in place (saves one activation per conv block)
-    inplace_abn: bool = False  # BatchNorm + ELU keep one map for backward (models/lowmem.py)
-    split_concat: bool = False  # decoder convs read (up, PET, CT) apart (models/lowmem.py)
+    inplace_abn: bool = False  # BatchNorm + ELU keep one map for backward (accel/lowmem.py)
+    split_concat: bool = False  # decoder convs read (up, PET, CT) apart (accel/lowmem.py)
     fused_adam: bool = False  # Adam's update as one fused kernel
     mmap_threshold_mb: float = 0  # glibc malloc maps blocks from this size during the step (0: default)
     compile: bool = False  # torch.compile (inductor) the CHMFL network
@@ -53,7 +53,7 @@ class BenchConfig:
             raise ChmflError(f"bench device must be cpu or cuda, not {self.device!r}")
         if self.mmap_threshold_mb < 0:
             raise ChmflError(f"mmap threshold must be >= 0 MB, got {self.mmap_threshold_mb}")
-        from chmfl.methods.train_config import COMPILE_MODES
+        from chmfl.accel.options import COMPILE_MODES
 
         if self.compile_mode not in COMPILE_MODES:
             raise ChmflError(f"compile mode must be one of {', '.join(COMPILE_MODES)}, not {self.compile_mode!r}")

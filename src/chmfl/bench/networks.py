@@ -1,7 +1,7 @@
 """One network's training step and inference, timed exactly as chmfl runs them.
 
-The training step is ``methods.training.train_step`` (forward, Eq. 1, backward, Adam) under
-the Lightning Fabric the training loop would use; inference is ``predict_network``. Inputs are
+The training step is ``methods.trainer.Trainer.step`` (forward, Eq. 1, backward, Adam) of a
+``Trainer`` set up as the training loop sets it up; inference is ``predict_network``. Inputs are
 one synthetic patient (PET, CT, a spherical tumour mask) of the prepared box's shape: the
 arithmetic does not depend on the values. FLOPs are counted once, on the meta device.
 """
@@ -17,6 +17,7 @@ from torch import nn
 from chmfl.bench.measure import Timing, time_call
 from chmfl.cv.record import PeakRSS
 from chmfl.data.tensors import CaseTensors
+from chmfl.methods.runtime import RuntimeConfig
 from chmfl.methods.train_config import TrainConfig
 from chmfl.models import build_model
 
@@ -72,27 +73,17 @@ def _build(name: str, options: dict[str, Any], seed: int) -> nn.Module:
 
 
 def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg: TrainConfig,
-                      repeats: int, warmup: int, seed: int = 0) -> tuple[Timing, float, float]:
+                      runtime: RuntimeConfig, repeats: int, warmup: int,
+                      seed: int = 0) -> tuple[Timing, float, float]:
     """Median seconds of one training step of ``name`` on ``data``, the peak RSS (GB; on a GPU
     its peak allocation) and the GB of tensors the step keeps for its backward pass (each
     storage counted once, read by saved-tensor hooks that copy nothing)."""
-    from chmfl.methods.training import (
-        apply_speed_options,
-        make_fabric,
-        make_optimizer,
-        to_memory_format,
-        train_step,
-    )
+    from chmfl.methods.trainer import Trainer
 
-    fabric = make_fabric(cfg)
-    fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-    model = apply_speed_options(to_memory_format(_build(name, options, seed), fmt), cfg)
-    optimizer = make_optimizer(model, cfg)
-    model, optimizer = fabric.setup(model, optimizer)
-    model.train()
-    if cfg.data_on_device:  # as fit_network keeps its cases
-        data = data.to(fabric.device)
-    device = str(fabric.device)
+    trainer = Trainer(_build(name, options, seed), cfg, runtime, seed, progress=False)
+    trainer.model.train()
+    data = trainer.to_device(data)  # where the loop keeps its cases
+    device = str(trainer.device)
     saved: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -102,7 +93,7 @@ def train_step_timing(name: str, options: dict[str, Any], data: CaseTensors, cfg
     def step() -> object:
         saved.clear()
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            return train_step(model, optimizer, fabric, data, cfg, fmt)
+            return trainer.step(data)
 
     if device.startswith("cuda"):  # the GPU's peak allocation, not the host's RSS
         torch.cuda.reset_peak_memory_stats()
@@ -119,7 +110,7 @@ def inference_timing(name: str, options: dict[str, Any], data: CaseTensors, prec
                      device: str = "cpu") -> Timing:
     """Median seconds of ``predict_network`` on the cases of ``data`` (eval, inference mode;
     on ``device``, inputs copied from the host and outputs back, as chmfl predicts)."""
-    from chmfl.methods.training import predict_network
+    from chmfl.methods.inference import predict_network
 
     model = _build(name, options, seed).to(device).eval()
     if compile:  # torch.compile's mode name

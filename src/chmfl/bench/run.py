@@ -25,7 +25,8 @@ from chmfl.bench.networks import (
 )
 from chmfl.cv.record import PeakRSS, cpu_model
 from chmfl.fsutil import atomic_path
-from chmfl.methods.train_config import TrainConfig, resolve_accelerator, resolve_precision
+from chmfl.methods.runtime import RuntimeConfig, resolve_accelerator, resolve_precision
+from chmfl.methods.train_config import TrainConfig
 
 
 def _threads(cfg: BenchConfig) -> None:
@@ -51,13 +52,17 @@ def _matmul(cfg: BenchConfig) -> dict[str, Any]:
             "matmul_bf16_gflops": bf16, "matmul_bf16_size": n16}
 
 
-def _train_config(cfg: BenchConfig, precision: str, channels_last: bool, fast: bool) -> TrainConfig:
-    return TrainConfig(precision=precision, channels_last=channels_last, accelerator=cfg.device,
-                       fast_wgrad=fast and cfg.fast_wgrad, inplace_act=fast and cfg.inplace_act,
-                       inplace_abn=fast and cfg.inplace_abn, split_concat=fast and cfg.split_concat,
-                       fused_adam=fast and cfg.fused_adam,
-                       mmap_threshold_mb=cfg.mmap_threshold_mb if fast else 0,
-                       compile=fast and cfg.compile, compile_mode=cfg.compile_mode)
+def _train_config(cfg: BenchConfig, precision: str, channels_last: bool,
+                  fast: bool) -> tuple[TrainConfig, RuntimeConfig]:
+    """The paper's science and this bench's runtime settings. Not deterministic: the timings
+    measure the kernels PyTorch picks by default, as they did before the Trainer set-up
+    (which sets torch's determinism process-wide) timed them."""
+    runtime = RuntimeConfig(precision=precision, accelerator=cfg.device, deterministic=False).replace(
+        channels_last=channels_last, fast_wgrad=fast and cfg.fast_wgrad, inplace_act=fast and cfg.inplace_act,
+        inplace_abn=fast and cfg.inplace_abn, split_concat=fast and cfg.split_concat,
+        fused_adam=fast and cfg.fused_adam, mmap_threshold_mb=cfg.mmap_threshold_mb if fast else 0.0,
+        compile=fast and cfg.compile, compile_mode=cfg.compile_mode)
+    return TrainConfig(), runtime
 
 
 def _chmfl(cfg: BenchConfig, shape: tuple[int, int, int], precision: str) -> dict[str, Any]:
@@ -70,8 +75,8 @@ def _chmfl(cfg: BenchConfig, shape: tuple[int, int, int], precision: str) -> dic
     dev = cfg.device
     infer = inference_timing("chmfl", opts, data, precision, r, w, True, cl, cfg.seed, comp, ip, dev)
     prob = inference_timing("chmfl", opts, data, precision, r, w, False, cl, cfg.seed, comp, ip, dev)
-    tc = _train_config(cfg, precision, cfg.channels_last, fast=True)
-    train, peak, saved = train_step_timing("chmfl", opts, data, tc, r, w, cfg.seed)
+    tc, rc = _train_config(cfg, precision, cfg.channels_last, fast=True)
+    train, peak, saved = train_step_timing("chmfl", opts, data, tc, rc, r, w, cfg.seed)
     return {
         "chmfl_forward_gflop": flops["forward"] / 1e9, "chmfl_train_gflop": flops["train"] / 1e9,
         "chmfl_infer_s": infer.median_s, "chmfl_infer_samples_s": infer.samples_s,
@@ -92,12 +97,12 @@ def _vnet(cfg: BenchConfig, shape: tuple[int, int, int]) -> dict[str, Any]:
     flops = count_flops("vnet", {}, shape)
     r, w = cfg.repeats, cfg.warmup
     infer = inference_timing("vnet", {}, data, "32-true", r, w, seed=cfg.seed, device=cfg.device)
-    tc = _train_config(cfg, "32", channels_last=False, fast=False)
-    train, peak, saved = train_step_timing("vnet", {}, data, tc, r, w, cfg.seed)
+    tc, rc = _train_config(cfg, "32", channels_last=False, fast=False)
+    train, peak, saved = train_step_timing("vnet", {}, data, tc, rc, r, w, cfg.seed)
     extra: dict[str, Any] = {}
     if cfg.device == "cuda":  # on a GPU the fair comparison is also V-Net in bf16
-        tc16 = _train_config(cfg, "bf16", channels_last=False, fast=False)
-        train16, peak16, _ = train_step_timing("vnet", {}, data, tc16, r, w, cfg.seed)
+        tc16, rc16 = _train_config(cfg, "bf16", channels_last=False, fast=False)
+        train16, peak16, _ = train_step_timing("vnet", {}, data, tc16, rc16, r, w, cfg.seed)
         extra = {"vnet_train_step_bf16_s": train16.median_s, "vnet_train_bf16_peak_gb": peak16}
     return {**extra, "vnet_train_gflop": flops["train"] / 1e9, "vnet_infer_fp32_s": infer.median_s,
             "vnet_train_step_fp32_s": train.median_s, "vnet_train_samples_s": train.samples_s,

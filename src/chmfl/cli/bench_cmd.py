@@ -48,9 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chmfl.accel.options import SPEED_OPTIONS
     from chmfl.bench import BenchConfig, format_table, run_bench, write_json
     from chmfl.cli.args import parse_key_values
-    from chmfl.methods.train_config import SPEED_OPTIONS
 
     speed = {k: getattr(args, k) for k in SPEED_OPTIONS}
     if args.speed_options:  # explicit flags can only add

@@ -16,7 +16,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=("paper", "robust"), default="paper",
                    help="training settings: the paper's (faithful, default) or chmfl's robust ones")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a training setting, e.g. --set batch_size=4 (repeatable)")
+                   help="override a training setting for every method, science (e.g. batch_size=4, "
+                        "lr=0.001) or runtime (e.g. precision=32, num_threads=1) (repeatable)")
     p.add_argument("--speed-options", action="store_true",
                    help="every speed/memory option that keeps the networks' arithmetic (channels_last, "
                         "fast_wgrad, inplace_act, inplace_abn, split_concat, fused_adam); --set overrides any of "
@@ -33,7 +34,10 @@ def _parallel(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cv", help="cross-validate any set of methods on shared splits")
     _common(p)
-    p.add_argument("--methods", required=True, help="comma-separated method names (chmfl methods)")
+    p.add_argument("--methods", required=True,
+                   help='comma-separated method names (chmfl methods), each optionally with a variant: '
+                        'NAME[key=value,...] where a key is a training setting, a network option or '
+                        'size (e.g. "chmfl[size=demo],hc-rf" or "chmfl[seg_weight=0.3]")')
     p.add_argument("--folds", type=int, default=6)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--reference", help="method the t-tests compare against (default chmfl)")
@@ -51,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("train", help="fit one method on all included patients and save it for 'chmfl predict'")
     _common(p)
-    p.add_argument("--method", required=True)
+    p.add_argument("--method", required=True, help='a method name, optionally NAME[key=value,...] as for cv --methods')
     p.add_argument("--pretrained", metavar="FILE", help="weights file (ResNet baselines)")
     p.add_argument("--model-set", dest="model_sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a network option, e.g. --model-set decoder_kernel=3 (repeatable)")
@@ -59,21 +63,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _options(args: argparse.Namespace, **extra):
+    from chmfl.accel.options import SPEED_OPTIONS
     from chmfl.cv.runner import RunOptions
-    from chmfl.methods.train_config import SPEED_OPTIONS
+    from chmfl.methods.runtime import split_settings
 
     train = {**(SPEED_OPTIONS if args.speed_options else {}), **parse_key_values(args.sets)}
+    split_settings(train)  # an unknown --set key is a one-line error before anything runs
     return RunOptions(seed=args.seed, epochs=args.epochs, preset=args.preset,
                       train=train, progress=not args.no_progress,
                       parallel_folds=getattr(args, "parallel_folds", 1), **extra)
 
 
 def run_cv(args: argparse.Namespace) -> int:
-    from chmfl.cv.experiment import custom_experiment
+    from chmfl.cv.experiment import custom_experiment, parse_methods
     from chmfl.cv.runner import run_experiment
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    exp = custom_experiment(methods, args.folds, args.repeats, args.reference)
+    exp = custom_experiment(parse_methods(args.methods), args.folds, args.repeats, args.reference)
     out = run_experiment(exp, args.data, args.out, _options(args))
     print(f"results: {out}  (chmfl report {out})")
     return 0

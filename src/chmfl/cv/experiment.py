@@ -1,9 +1,11 @@
 """Experiments as plain data: ``chmfl/experiments/<name>.yaml`` (no code in them).
 
 An experiment names its methods, folds, repeats, the reference method for the paper's
-t-tests, and the training settings. A method entry is a registry name, or a mapping
-``{method: NAME, train: {...}, model_kwargs: {...}, pretrained: KEY, label: LABEL}`` for a
-variant; a variant's label in the results is LABEL, or else ``NAME[key=value,...]``.
+t-tests, and the training settings (science and runtime keys together; routed by name). A
+method entry is a registry name, or a mapping ``{method: NAME, train: {...}, model_kwargs:
+{...}, size: NAME, pretrained: KEY, label: LABEL}`` for a variant (``methods.spec.MethodRun``);
+on the command line the same variant is ``NAME[key=value,...]``. A variant's label in the
+results is LABEL, or else ``NAME[key=value,...]`` of its science (never parsed back).
 """
 
 from __future__ import annotations
@@ -16,29 +18,14 @@ from typing import Any
 import yaml
 
 from chmfl.errors import ChmflError
-from chmfl.methods.registry import METHODS
+from chmfl.methods.registry import check_run
+from chmfl.methods.runtime import split_settings
+from chmfl.methods.spec import MethodRun, parse_method_arg, split_top_level
+
+__all__ = ["PAPER_EXPERIMENTS", "Experiment", "MethodRun", "custom_experiment", "load_experiment",
+           "parse_experiment", "parse_methods"]
 
 PAPER_EXPERIMENTS = ("table1", "table2", "tableS2", "tableS3", "tableS4", "fig5")
-
-
-@dataclass(frozen=True)
-class MethodRun:
-    """One row of an experiment: a registry method plus the settings that make the variant."""
-
-    method: str
-    train: dict[str, Any] = field(default_factory=dict)
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    pretrained: str | None = None  # key into the user's --pretrained KEY=FILE map
-    name: str | None = None  # explicit label for the results (default: method[key=value,...])
-
-    @property
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        parts = [f"{k}={v}" for k, v in {**self.train, **self.model_kwargs}.items()]
-        if self.pretrained:
-            parts.append(f"pretrained={self.pretrained}")
-        return f"{self.method}[{','.join(parts)}]" if parts else self.method
 
 
 @dataclass(frozen=True)
@@ -55,28 +42,19 @@ class Experiment:
         return {
             "name": self.name, "title": self.title, "reference": self.reference,
             "folds": self.folds, "repeats": self.repeats, "train": dict(self.train),
-            "methods": [{"label": m.label, "method": m.method, "train": m.train,
-                         "model_kwargs": m.model_kwargs, "pretrained": m.pretrained}
-                        for m in self.methods],
+            "methods": [m.to_dict() for m in self.methods],
         }
 
 
 def _method_run(entry: Any) -> MethodRun:
-    if isinstance(entry, str):
-        entry = {"method": entry}
-    if not isinstance(entry, dict) or "method" not in entry:
-        raise ChmflError(f"experiment method entry {entry!r} needs a 'method' name")
-    unknown = set(entry) - {"method", "train", "model_kwargs", "pretrained", "label"}
-    if unknown:
-        raise ChmflError(f"experiment method entry has unknown keys: {', '.join(sorted(unknown))}")
-    if entry["method"] not in METHODS:
-        raise ChmflError(f"unknown method {entry['method']!r}; 'chmfl methods' lists them")
-    return MethodRun(entry["method"], dict(entry.get("train") or {}),
-                     dict(entry.get("model_kwargs") or {}), entry.get("pretrained"), entry.get("label"))
+    run = MethodRun.from_dict(entry)
+    check_run(run)  # a bad model argument or size fails here, not in a fold
+    return run
 
 
 def parse_experiment(data: dict[str, Any]) -> Experiment:
     methods = tuple(_method_run(e) for e in data.get("methods") or [])
+    split_settings(data.get("train"))  # an unknown setting name fails here
     if not methods:
         raise ChmflError("an experiment needs at least one method")
     labels = [m.label for m in methods]
@@ -102,8 +80,23 @@ def load_experiment(name_or_path: str) -> Experiment:
     return parse_experiment(yaml.safe_load(text))
 
 
-def custom_experiment(methods: list[str], folds: int, repeats: int, reference: str | None = None) -> Experiment:
-    """The experiment behind ``chmfl cv --methods a,b,c``."""
-    runs = [_method_run(m) for m in methods]
-    ref = reference or ("chmfl" if "chmfl" in methods else runs[-1].label)
+def parse_methods(text: str) -> list[MethodRun]:
+    """``--methods "chmfl[size=demo,seg_weight=0.3],hc-rf"``: comma-separated registry names,
+    each optionally with a bracketed variant (``methods.spec.parse_method_arg``)."""
+    runs = [parse_method_arg(m) for m in split_top_level(text)]
+    if not runs:
+        raise ChmflError("--methods names no method")
+    for run in runs:
+        check_run(run)
+    return runs
+
+
+def custom_experiment(methods: list[str | MethodRun], folds: int, repeats: int,
+                      reference: str | None = None) -> Experiment:
+    """The experiment behind ``chmfl cv --methods a,b[k=v],c``."""
+    runs = [m if isinstance(m, MethodRun) else _method_run(parse_method_arg(m)) for m in methods]
+    labels = [r.label for r in runs]
+    if len(set(labels)) != len(labels):
+        raise ChmflError(f"--methods lists a method twice: {labels}")
+    ref = reference or ("chmfl" if "chmfl" in labels else labels[-1])
     return Experiment("custom", "Cross-validation", tuple(runs), ref, folds, repeats)

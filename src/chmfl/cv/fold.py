@@ -1,10 +1,14 @@
 """One method on one fold: fit on the training cases, predict the test cases, write the fold's
 record (docs/results-format.md). A fold with ``done.json`` is finished and is read back
-instead of re-run; an unfinished neural fold resumes from its per-epoch checkpoint."""
+instead of re-run -- when its science (method run, training settings, seed) is this job's;
+other runtime settings (device, precision, speed options) do not matter, other science is a
+one-line error. An unfinished neural fold resumes from its per-epoch checkpoint.
+
+Methods are used through their declared contract only (``methods.base.Method``): ``fit``,
+``predict_all``, ``fit_info``, ``save``."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import time
@@ -16,13 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chmfl.cv.experiment import MethodRun
 from chmfl.cv.record import PeakRSS
 from chmfl.data.cases import CaseData
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
-from chmfl.methods.registry import METHODS, create, resolve
-from chmfl.methods.training import is_main_process
+from chmfl.methods.base import FitContext, Method
+from chmfl.methods.registry import create
+from chmfl.methods.runtime import RuntimeConfig, is_main_process
+from chmfl.methods.spec import MethodRun
+from chmfl.methods.train_config import TrainConfig
 
 PRED_COLUMNS = ["method", "repeat", "fold", "patient_id", "label", "probability"]
 
@@ -33,7 +39,8 @@ class FoldJob:
     repeat: int
     fold: int
     seed: int
-    train: dict[str, Any]  # resolved training overrides (experiment + method + CLI)
+    train: TrainConfig  # the science, resolved (experiment < preset < method < command line)
+    runtime: RuntimeConfig  # how to compute it (not part of the fold's identity)
     pretrained: str | None  # weights file for this run, if any
     out: Path  # DIR/<label>/repeat_r/fold_k
 
@@ -42,29 +49,32 @@ class FoldJob:
         return self.run.label
 
 
-def build_method(job: FoldJob, progress: bool = True):
-    """Instantiate the job's method, passing only the run options its class accepts."""
-    info = METHODS[job.run.method]
-    accepted = inspect.signature(resolve(info.target)).parameters
-    model_kwargs = {**info.kwargs.get("model_kwargs", {}), **job.run.model_kwargs}
-    if job.pretrained:
-        model_kwargs["pretrained"] = job.pretrained
-    offered = {"seed": job.seed, "workdir": job.out / "work", "train": job.train,
-               "progress": progress, "model_kwargs": model_kwargs}
-    kwargs = {k: v for k, v in offered.items() if k in accepted and (k != "model_kwargs" or v)}
-    return create(job.run.method, **kwargs)
+def build_method(job: FoldJob, progress: bool = True) -> Method:
+    """The job's method, built from its run spec and typed settings."""
+    ctx = FitContext(job.train, job.runtime, job.seed, job.out / "work", progress)
+    return create(job.run, ctx, job.pretrained)
 
 
-def _outputs(method, cases: Sequence[CaseData]) -> dict[str, np.ndarray]:
-    if hasattr(method, "predict_all"):
-        return method.predict_all(cases)
-    out = {"probability": np.asarray(method.predict_proba(cases), dtype=float)}
-    if hasattr(method, "embed"):
-        try:
-            out["features"] = np.asarray(method.embed(cases), dtype=float)
-        except (ChmflError, NotImplementedError):
-            pass
-    return out
+def identity(job: FoldJob, method: Method) -> dict[str, Any]:
+    """What a fold's result *is*: the method run's science, the training science the method
+    uses (None for methods without a network) and the seed -- as JSON reads it back."""
+    train = method.fit_info().train
+    ident = {"run": job.run.science(), "train": None if train is None else train.to_dict(), "seed": job.seed}
+    return json.loads(json.dumps(ident))
+
+
+def _check_identity(done: Path, expected: dict[str, Any]) -> None:
+    """Refuse to reuse a finished fold whose science differs (records from before the
+    identity was stored are reused as they are)."""
+    stored = json.loads(done.read_text()).get("identity")
+    if stored is None or stored == expected:
+        return
+    diff = sorted(k for part in ("run", "train") for k in set(stored[part] or {}) | set(expected[part] or {})
+                  if (stored[part] or {}).get(k) != (expected[part] or {}).get(k))
+    if stored["seed"] != expected["seed"]:
+        diff.append("seed")
+    raise ChmflError(f"{done.parent} was run with other settings ({', '.join(diff)}); "
+                     f"use a new --out (runtime settings alone may differ)")
 
 
 def _write_masks_and_slices(job: FoldJob, cases: Sequence[CaseData], out: dict) -> list[dict]:
@@ -98,16 +108,18 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
              progress: bool = True) -> pd.DataFrame:
     """Fit, predict and record one fold; returns its prediction rows."""
     done = job.out / "done.json"
+    method = build_method(job, progress)
+    expected = identity(job, method)
     if done.is_file():
+        _check_identity(done, expected)
         return pd.read_csv(job.out / "predictions.csv", dtype={"patient_id": str})
     job.out.mkdir(parents=True, exist_ok=True)
-    method = build_method(job, progress)
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         method.fit(train)
         fit_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        out = _outputs(method, test)
+        out = method.predict_all(test)
         predict_s = time.perf_counter() - t1
     preds = pd.DataFrame({
         "method": job.label, "repeat": job.repeat, "fold": job.fold,
@@ -116,6 +128,27 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
     })[PRED_COLUMNS]
     if not is_main_process():  # a DDP rank > 0: rank 0 writes the fold's record
         return preds
+    _write_record(job, method, test, out, preds)
+    info = method.fit_info()
+    record = {
+        "method": job.label, "repeat": job.repeat, "fold": job.fold, "seed": job.seed,
+        "fit_s": fit_s, "predict_s": predict_s, "peak_rss_gb": mem.peak_gb,
+        "epochs": len(info.history) if info.history else None,
+        "identity": expected,
+        "train": None if info.train is None else info.train.to_dict(),
+        "runtime": None if info.runtime is None else info.runtime.to_dict(),
+        "n_train": len(train), "n_test": len(test), "diagnostics": info.diagnostics,
+        **({"device": info.device, "precision": info.precision} if info.precision else {}),
+    }
+    with atomic_path(done) as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+    shutil.rmtree(job.out / "work", ignore_errors=True)  # checkpoints are not needed once done
+    return preds
+
+
+def _write_record(job: FoldJob, method: Method, test: Sequence[CaseData], out: dict,
+                  preds: pd.DataFrame) -> None:
+    """The fold's model, masks, slices, predictions, segmentation metrics, embeddings and log."""
     method.save(job.out / "model")
     seg_rows = _write_masks_and_slices(job, test, out)
     _write_csv(preds, job.out / "predictions.csv")
@@ -124,25 +157,10 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
     if "features" in out:
         feats = pd.DataFrame(out["features"], columns=[f"f{i}" for i in range(out["features"].shape[1])])
         ids = pd.DataFrame({"patient_id": [c.patient_id for c in test], "label": [c.label for c in test]})
-        emb = pd.concat([ids, feats], axis=1)
-        _write_csv(emb, job.out / "embeddings.csv")
-    history = getattr(method, "history_", None)
+        _write_csv(pd.concat([ids, feats], axis=1), job.out / "embeddings.csv")
+    history = method.fit_info().history
     if history:
         _write_csv(pd.DataFrame(history), job.out / "log.csv")
-    train_cfg = getattr(method, "train", None)
-    record = {
-        "method": job.label, "repeat": job.repeat, "fold": job.fold, "seed": job.seed,
-        "fit_s": fit_s, "predict_s": predict_s, "peak_rss_gb": mem.peak_gb,
-        "epochs": len(history) if history else None,
-        "train": train_cfg.to_dict() if hasattr(train_cfg, "to_dict") else None,
-        "n_train": len(train), "n_test": len(test),
-        "diagnostics": getattr(method, "diagnostics_", None),
-        **getattr(method, "run_info_", {}),
-    }
-    with atomic_path(done) as tmp:
-        tmp.write_text(json.dumps(record, indent=2))
-    shutil.rmtree(job.out / "work", ignore_errors=True)  # checkpoints are not needed once done
-    return preds
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:

@@ -20,14 +20,14 @@ import pandas as pd
 import yaml
 
 from chmfl import __version__
-from chmfl.cv.experiment import Experiment
+from chmfl.cv.experiment import Experiment, MethodRun
 from chmfl.cv.fold import FoldJob, run_fold
 from chmfl.cv.record import git_commit, hardware, versions
 from chmfl.data.cases import CaseData, load_cases, load_manifest
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
+from chmfl.methods.runtime import RuntimeConfig, is_main_process, settings
 from chmfl.methods.train_config import ROBUST, TrainConfig
-from chmfl.methods.training import is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,17 @@ def fold_seed(seed: int, repeat: int, fold: int) -> int:
     return seed * 10_000 + repeat * 100 + fold
 
 
-def train_settings(exp: Experiment, run_train: dict, opts: RunOptions) -> dict[str, Any]:
-    """Experiment settings < preset < method variant < command-line overrides."""
+def fold_settings(exp: Experiment, run: MethodRun, opts: RunOptions) -> tuple[TrainConfig, RuntimeConfig]:
+    """The typed settings a run's folds train with -- the one place they are built on the way
+    to a fold. Experiment settings < preset < method variant < command-line overrides, each a
+    flat mapping whose keys go to the science or the runtime config by name."""
     if opts.preset not in ("paper", "robust"):
         raise ChmflError(f"unknown preset {opts.preset!r}: use paper or robust")
-    merged = {**exp.train, **(ROBUST if opts.preset == "robust" else {}), **run_train, **opts.train}
+    merged = {**exp.train, **(ROBUST if opts.preset == "robust" else {}), **run.train.to_dict(),
+              **run.runtime.to_dict(), **opts.train}
     if opts.epochs is not None:
         merged["epochs"] = opts.epochs
-    TrainConfig.from_dict(merged)  # validate the keys now, not in the middle of a run
-    return merged
+    return settings(merged)
 
 
 def _splits(cases: Sequence[CaseData], out: Path, n_folds: int, repeats: int, seed: int) -> dict:
@@ -78,7 +80,8 @@ def _splits(cases: Sequence[CaseData], out: Path, n_folds: int, repeats: int, se
     return splits
 
 
-def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cases, extra: dict) -> None:
+def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cases, extra: dict,
+                  run_settings: dict[str, tuple[TrainConfig, RuntimeConfig]]) -> None:
     prep = Path(cache) / "prepare_config.yaml"
     manifest = load_manifest(cache)
     excluded = manifest[manifest["dm"].isna()]
@@ -88,6 +91,8 @@ def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cas
         "options": {"seed": opts.seed, "epochs": opts.epochs, "repeats": opts.repeats,
                     "folds": opts.folds, "preset": opts.preset, "train": opts.train,
                     "pretrained": {k: str(v) for k, v in opts.pretrained.items()}},
+        "settings": {label: {"train": t.to_dict(), "runtime": r.to_dict()}  # as each method trained
+                     for label, (t, r) in run_settings.items()},
         "data": {
             "cache": str(Path(cache).resolve()),
             "prepare": yaml.safe_load(prep.read_text()) if prep.is_file() else None,
@@ -102,7 +107,8 @@ def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cas
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int) -> tuple[list[FoldJob], list[str]]:
+def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int,
+          run_settings: dict[str, tuple[TrainConfig, RuntimeConfig]]) -> tuple[list[FoldJob], list[str]]:
     jobs, skipped = [], []
     for run in exp.methods:
         weights = None
@@ -112,7 +118,8 @@ def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int) 
                 skipped.append(f"{run.label}: no weights file given (--pretrained {run.pretrained}=FILE)")
                 continue
         seed = fold_seed(opts.seed, repeat, fold)
-        jobs.append(FoldJob(run, repeat, fold, seed, train_settings(exp, run.train, opts), weights,
+        train, runtime = run_settings[run.label]
+        jobs.append(FoldJob(run, repeat, fold, seed, train, runtime, weights,
                             out / run.label / f"repeat_{repeat}" / f"fold_{fold}"))
     return jobs, skipped
 
@@ -126,23 +133,25 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
     n_folds, repeats = opts.folds or exp.folds, opts.repeats or exp.repeats
     if n_folds < 2 or n_folds > min(sum(c.label == 1 for c in cases), sum(c.label == 0 for c in cases)):
         raise ChmflError(f"{n_folds} folds do not fit {len(cases)} patients with both labels in every fold")
+    run_settings = {run.label: fold_settings(exp, run, opts) for run in exp.methods}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     splits = _splits(cases, out, n_folds, repeats, opts.seed)
     by_id = {c.patient_id: c for c in cases}
     started = dt.datetime.now().isoformat(timespec="seconds")
     all_jobs = [(j, f) for rep in splits["repeats"] for f in rep["folds"]
-                for j in _jobs(exp, opts, out, rep["repeat"], f["fold"])[0]]
-    skipped = _jobs(exp, opts, out, 0, 0)[1]
+                for j in _jobs(exp, opts, out, rep["repeat"], f["fold"], run_settings)[0]]
+    skipped = _jobs(exp, opts, out, 0, 0, run_settings)[1]
     main = is_main_process()  # with devices > 1 every DDP rank runs this; rank 0 writes
     if main:
-        _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped})
+        _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped},
+                      run_settings)
     frames = _run_jobs(all_jobs, by_id, opts)
     if main:
         write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs], exp.reference)
         _write_config(out, exp, opts, Path(cache), cases,
                       {"started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
-                       "skipped": skipped})
+                       "skipped": skipped}, run_settings)
     return out
 
 
@@ -214,7 +223,7 @@ def _seg_rows(jobs: Sequence[FoldJob]) -> list[dict]:
 
 def _timing_row(job: FoldJob) -> dict:
     rec = json.loads((job.out / "done.json").read_text())
-    train = rec.get("train") or {}
+    runtime = rec.get("runtime") or rec.get("train") or {}  # older records: one flat "train"
     return {"method": job.label, "repeat": job.repeat, "fold": job.fold, "fit_s": rec["fit_s"],
             "predict_s": rec["predict_s"], "peak_rss_gb": rec["peak_rss_gb"], "epochs": rec["epochs"],
-            "device": rec.get("device", "cpu"), "precision": rec.get("precision", train.get("precision"))}
+            "device": rec.get("device", "cpu"), "precision": rec.get("precision") or runtime.get("precision")}

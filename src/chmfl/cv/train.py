@@ -6,25 +6,29 @@ patient is prepared exactly as the training patients were.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import yaml
 
-from chmfl.cv.experiment import Experiment, MethodRun
+from chmfl.cv.experiment import Experiment, parse_methods
 from chmfl.cv.fold import FoldJob, build_method
-from chmfl.cv.runner import RunOptions, train_settings
+from chmfl.cv.runner import RunOptions, fold_settings
 from chmfl.data.cases import load_cases
 from chmfl.errors import ChmflError
 
 
 def train_final(method: str, cache: str | Path, out: str | Path, opts: RunOptions,
                 pretrained: str | None = None, model_kwargs: dict | None = None) -> Path:
-    """Fit ``method`` on all included patients of ``cache``; write ``out/model``."""
-    from chmfl.methods.registry import METHODS
-
-    if method not in METHODS:
-        raise ChmflError(f"unknown method {method!r}; 'chmfl methods' lists them")
+    """Fit ``method`` (a registry name, optionally ``NAME[key=value,...]``) on all included
+    patients of ``cache``; write ``out/model``. ``model_kwargs`` add to the variant's."""
+    runs = parse_methods(method)
+    if len(runs) != 1:
+        raise ChmflError(f"--method names one method, got {len(runs)}")
+    run = runs[0]
+    if model_kwargs:
+        run = dataclasses.replace(run, model_kwargs={**run.model_kwargs, **model_kwargs})
     if pretrained and not Path(pretrained).is_file():
         raise ChmflError(f"pretrained weights file not found: {pretrained}")
     cases = load_cases(cache)
@@ -32,10 +36,10 @@ def train_final(method: str, cache: str | Path, out: str | Path, opts: RunOption
     if not prep_path.is_file():
         raise ChmflError(f"{cache} has no prepare_config.yaml: prepare it with 'chmfl data prepare'")
     prepare = yaml.safe_load(prep_path.read_text())
-    run = MethodRun(method, model_kwargs=dict(model_kwargs or {}))
     exp = Experiment("train", "final model", (run,))
     out = Path(out)
-    job = FoldJob(run, 0, 0, opts.seed, train_settings(exp, {}, opts), pretrained, out)
+    train, runtime = fold_settings(exp, run, opts)
+    job = FoldJob(run, 0, 0, opts.seed, train, runtime, pretrained, out)
     m = build_method(job, opts.progress)
     m.fit(cases)
     m.save(out / "model", extra={"preprocess": prepare, "trained_on": [c.patient_id for c in cases]})

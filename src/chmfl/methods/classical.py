@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from chmfl import __version__
 from chmfl.data.cases import CaseData, labels_of
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_dir
+from chmfl.methods.base import FitContext, Method, check_options
 from chmfl.radiomics.transform import FeatureTransform, fit_feature_transform
 
 MODEL_KIND = "chmfl-method"
@@ -60,6 +61,17 @@ def read_model(directory: str | Path, cls: type) -> tuple[dict, dict[str, np.nda
         with np.load(directory / "arrays.npz", allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     return cfg, arrays
+
+
+def build_classical(cls: type, name: str, registered: Mapping[str, Any], model_kwargs: Mapping[str, Any],
+                    ctx: FitContext, size: str | None, options: Sequence[str]):
+    """``cls(name, seed, **options)`` for a method without a network: its options come from the
+    registry and the run's model arguments (checked against ``options``); no sizes."""
+    if size:
+        raise ChmflError(f"method {name!r} has no network, so no named size ({size!r})")
+    kwargs = {**registered, **model_kwargs}
+    check_options(name, kwargs, options)
+    return cls(name, seed=ctx.seed, **kwargs)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -144,8 +156,14 @@ def suvmax_volume(cases: Sequence[CaseData]) -> np.ndarray:
     return out
 
 
-class SuvmaxVolume:
+class SuvmaxVolume(Method):
     """Floor: SUVmax and log volume in the contour -> standardise -> logistic regression."""
+
+    capabilities = frozenset({"embed"})
+
+    @classmethod
+    def build(cls, name, registered, model_kwargs, ctx, size=None) -> SuvmaxVolume:
+        return build_classical(cls, name, registered, model_kwargs, ctx, size, ("C",))
 
     def __init__(self, name: str = "suvmax-volume", seed: int = 0, C: float = 1.0) -> None:
         self.name = name
@@ -196,11 +214,19 @@ class SuvmaxVolume:
 
 
 # --- HC+RF --------------------------------------------------------------------------------------
-class HandcraftedRF:
+class HandcraftedRF(Method):
     """HC+RF after Vallieres et al. 2015 (PMB 60:5471) and 2017 (Sci Rep 7:10117): IBSI
     features of PET and CT in the tumour; in the training fold: impute, drop near-constant and
     |Spearman| > ``max_corr`` features, keep ``n_features`` by the gain-equation forward
     selection, standardise; random forest (balanced class weights). Deviations: docs/methods.md."""
+
+    capabilities = frozenset({"embed"})
+    OPTIONS = ("n_features", "max_corr", "n_estimators", "selector", "n_bootstrap", "min_samples_leaf",
+               "feature_jobs", "feature_cache")
+
+    @classmethod
+    def build(cls, name, registered, model_kwargs, ctx, size=None) -> HandcraftedRF:
+        return build_classical(cls, name, registered, model_kwargs, ctx, size, cls.OPTIONS)
 
     def __init__(self, name: str = "hc-rf", seed: int = 0, n_features: int = 10, max_corr: float = 0.9,
                  n_estimators: int = 500, selector: str = "gain", n_bootstrap: int = 50,

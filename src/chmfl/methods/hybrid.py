@@ -17,7 +17,7 @@ Deviations from the paper are listed in docs/methods.md. Model folder: ``config.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import numpy as np
 from chmfl.data.cases import CaseData, labels_of
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_dir
+from chmfl.methods.base import FitContext, FitInfo, Method, check_options
 from chmfl.methods.classical import model_config, read_model, require_masks
 from chmfl.radiomics.evidential import er_binary
 from chmfl.radiomics.mor import MORConfig, SVMArrays, fit_member, mor_proba, search_pareto
@@ -35,28 +36,45 @@ from chmfl.radiomics.transform import FeatureTransform, fit_feature_transform
 _SVM_FIELDS = ("features", "support", "dual")
 
 
-def _default_cnn(name: str, seed: int, train, workdir, progress: bool, model_kwargs: dict | None):
+def _default_cnn(name: str, seed: int, ctx: FitContext, model_kwargs: dict | None):
     from chmfl.methods.neural import NeuralMethod
 
-    return NeuralMethod(name=f"{name}/cnn", model="mor-cnn", model_kwargs=model_kwargs, train=train,
-                        seed=seed, workdir=Path(workdir) / "cnn" if workdir else None, progress=progress)
+    return NeuralMethod(name=f"{name}/cnn", model="mor-cnn", model_kwargs=model_kwargs, train=ctx.train,
+                        runtime=ctx.runtime, seed=seed,
+                        workdir=Path(ctx.workdir) / "cnn" if ctx.workdir else None, progress=ctx.progress)
 
 
-class MOR3DCNN:
+class MOR3DCNN(Method):
     """MOR and a 3D CNN fused by the ER rule (see module docstring). ``cnn`` may be given an
-    unfitted method object with the same interface (tests use a small stand-in)."""
+    unfitted method object with the same interface (tests use a small stand-in). ``ctx``:
+    the CNN's training settings, seed and work folder; ``model_kwargs``: its network options."""
 
-    def __init__(self, name: str = "mor-3dcnn", seed: int = 0, train: Any = None, workdir: str | Path | None = None,
-                 progress: bool = True, model_kwargs: dict | None = None, n_candidates: int = 30,
+    capabilities = frozenset({"embed"})
+    OPTIONS = ("n_candidates", "max_corr", "population", "generations", "inner_folds", "max_pareto",
+               "er_weights", "er_reliabilities", "feature_jobs", "feature_cache")
+
+    @classmethod
+    def build(cls, name: str, registered: Mapping[str, Any], model_kwargs: Mapping[str, Any],
+              ctx: FitContext, size: str | None = None) -> MOR3DCNN:
+        """The run's model arguments are MOR's options (``OPTIONS``) or else the CNN's network
+        options; ``size`` is a named size of the CNN."""
+        from chmfl.models import model_parameters, size_options
+
+        own = {k: v for k, v in {**registered, **model_kwargs}.items() if k in cls.OPTIONS}
+        cnn = {**(size_options("mor-cnn", size) if size else {}),
+               **{k: v for k, v in model_kwargs.items() if k not in cls.OPTIONS}}
+        check_options(name, cnn, [*cls.OPTIONS, *model_parameters("mor-cnn")])
+        return cls(name, ctx=ctx, model_kwargs=cnn or None, **own)
+
+    def __init__(self, name: str = "mor-3dcnn", seed: int | None = None, ctx: FitContext | None = None,
+                 model_kwargs: dict | None = None, n_candidates: int = 30,
                  max_corr: float = 0.95, population: int = 16, generations: int = 12, inner_folds: int = 3,
                  max_pareto: int = 10, er_weights: Sequence[float] = (0.5, 0.5),
                  er_reliabilities: Sequence[float] | None = None, feature_jobs: int = 1,
                  feature_cache: str | None = None, cnn: Any = None) -> None:
         self.name = name
-        self.seed = seed
-        self.train = train
-        self.workdir = workdir
-        self.progress = progress
+        self.ctx = ctx or FitContext()
+        self.seed = self.ctx.seed if seed is None else seed
         self.model_kwargs = model_kwargs
         self.n_candidates = n_candidates
         self.max_corr = max_corr
@@ -104,8 +122,7 @@ class MOR3DCNN:
         if len(np.unique(y)) < 2:
             raise ChmflError(f"{self.name}: the training cases hold one class only")
         self._fit_mor(cases, y)
-        cnn = self.cnn if self.cnn is not None else _default_cnn(
-            self.name, self.seed, self.train, self.workdir, self.progress, self.model_kwargs)
+        cnn = self.cnn if self.cnn is not None else _default_cnn(self.name, self.seed, self.ctx, self.model_kwargs)
         self.cnn_ = cnn.fit(cases)
         return self
 
@@ -118,6 +135,10 @@ class MOR3DCNN:
     def embed(self, cases: Sequence[CaseData]) -> np.ndarray:
         """The MOR part's standardised candidate features."""
         return self._features(cases)
+
+    def fit_info(self) -> FitInfo:
+        """The CNN part's training settings (its own log stays in the CNN's model folder)."""
+        return FitInfo(train=self.ctx.train, runtime=self.ctx.runtime)
 
     # --- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path, extra: dict | None = None) -> None:

@@ -7,14 +7,15 @@ handcrafted features (3DMCL) get them from ``chmfl.radiomics`` through a transfo
 the training fold only.
 
 Model folder (``save``/``load``): ``weights.safetensors`` and ``config.json`` (method, network
-and its kwargs, training config, feature transform, preprocessing, package version). Loading
-executes no code from the folder.
+and its kwargs, the science ``train`` and the ``runtime`` settings, feature transform,
+preprocessing, package version). Folders saved before the two were split hold one flat
+``train`` dict; ``load`` routes its keys by name. Loading executes no code from the folder.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +27,46 @@ from chmfl.data.cases import CaseData, labels_of
 from chmfl.data.tensors import CaseTensors, stack_cases
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_dir
-from chmfl.methods.train_config import TrainConfig, resolve_accelerator, resolve_precision
-from chmfl.methods.training import fit_network, predict_network, saliency_maps
+from chmfl.methods.base import FitContext, FitInfo, Method, check_options
+from chmfl.methods.inference import predict_network, saliency_maps
+from chmfl.methods.runtime import RuntimeConfig, resolve_accelerator, resolve_precision, settings
+from chmfl.methods.train_config import TrainConfig
+from chmfl.methods.trainer import Trainer
 
 MODEL_KIND = "chmfl-neural-method"
 
 
-class NeuralMethod:
+class NeuralMethod(Method):
     """A registry method backed by a chmfl network (see module docstring)."""
 
+    capabilities = frozenset({"predict_mask", "embed", "saliency"})
+
     def __init__(self, name: str, model: str, model_kwargs: dict | None = None,
-                 train: TrainConfig | dict | None = None, seed: int = 0,
-                 workdir: str | Path | None = None, progress: bool = True) -> None:
+                 train: TrainConfig | None = None, runtime: RuntimeConfig | None = None,
+                 seed: int = 0, workdir: str | Path | None = None, progress: bool = True) -> None:
         self.name = name
         self.model = model
         self.model_kwargs = dict(model_kwargs or {})
-        self.train = train if isinstance(train, TrainConfig) else TrainConfig.from_dict(train)
+        self.train = train or TrainConfig()
+        self.runtime = runtime or RuntimeConfig()
         self.seed = seed
         self.workdir = workdir
         self.progress = progress
+        self.feature_transform_ = None
+
+    @classmethod
+    def build(cls, name: str, registered: Mapping[str, Any], model_kwargs: Mapping[str, Any],
+              ctx: FitContext, size: str | None = None) -> NeuralMethod:
+        """``registered``: {"model": network name, "model_kwargs": the variant's options};
+        ``size`` a named size of the network (``models.size_options``), then ``model_kwargs``."""
+        from chmfl.models import model_parameters, size_options
+
+        model = registered["model"]
+        kwargs = {**registered.get("model_kwargs", {}), **(size_options(model, size) if size else {}),
+                  **model_kwargs}
+        check_options(name, kwargs, list(model_parameters(model)))
+        return cls(name, model, kwargs, ctx.train, ctx.runtime, ctx.seed,
+                   None if ctx.workdir is None else Path(ctx.workdir), ctx.progress)
 
     # --- building -------------------------------------------------------------------------
     def _build(self, n_features: int = 0) -> torch.nn.Module:
@@ -68,7 +90,7 @@ class NeuralMethod:
         data = stack_cases(cases, require_mask=cls.needs_mask)
         if getattr(cls, "segments", False) is False and not cls.needs_mask:
             data.mask = None  # the loop then trains the classifier term only
-        if getattr(self, "feature_transform_", None) is not None:
+        if self.feature_transform_ is not None:
             from chmfl.radiomics import feature_table
 
             table = feature_table(list(cases))
@@ -88,11 +110,11 @@ class NeuralMethod:
             n_features = self.feature_transform_.n_out
         data = self._tensors(cases)
         net = self._build(n_features)
-        accelerator = resolve_accelerator(self.train.accelerator)
-        self.run_info_ = {"device": accelerator, "precision": resolve_precision(self.train.precision, accelerator)}
-        self.network_, self.history_ = fit_network(
-            net, data, self.train, self.seed,
-            workdir=Path(self.workdir) if self.workdir else None, progress=self.progress)
+        accelerator = resolve_accelerator(self.runtime.accelerator)
+        self.run_info_ = {"device": accelerator, "precision": resolve_precision(self.runtime.precision, accelerator)}
+        trainer = Trainer(net, self.train, self.runtime, self.seed,
+                          workdir=Path(self.workdir) if self.workdir else None, progress=self.progress)
+        self.network_, self.history_ = trainer.fit(data)
         self.n_features_ = n_features
         self.diagnostics_ = self._diagnostics(data)
         return self
@@ -100,14 +122,14 @@ class NeuralMethod:
     def _predict_device(self) -> str:
         """Where to predict: the GPU when the training settings allow one and it is here; a
         model trained on a GPU still predicts on a machine without one."""
-        if self.train.accelerator in ("auto", "cuda") and torch.cuda.is_available():
+        if self.runtime.accelerator in ("auto", "cuda") and torch.cuda.is_available():
             return "cuda"
         return "cpu"
 
     def _predict_settings(self) -> dict[str, str]:
         """``predict_network``'s device and precision for this method's network."""
         device = self._predict_device()
-        return {"device": device, "precision": resolve_precision(self.train.precision, device)}
+        return {"device": device, "precision": resolve_precision(self.runtime.precision, device)}
 
     def _diagnostics(self, data: CaseTensors) -> dict[str, float]:
         """Training-fold AUC of the trained network as it will predict, with BatchNorm on its
@@ -126,7 +148,7 @@ class NeuralMethod:
         return out
 
     def _outputs(self, cases: Sequence[CaseData]) -> dict[str, np.ndarray]:
-        if not hasattr(self, "network_"):
+        if getattr(self, "network_", None) is None:
             raise ChmflError(f"method {self.name} is not fitted")
         return predict_network(self.network_, self._tensors(cases), bn_eval=self.train.bn_eval,
                                **self._predict_settings())
@@ -135,16 +157,21 @@ class NeuralMethod:
         return self._outputs(cases)["probability"]
 
     def predict_all(self, cases: Sequence[CaseData], saliency: bool = True) -> dict[str, np.ndarray]:
-        """Probability, mask / features where the network has them, and input-gradient
-        saliency maps (Fig. 6) unless ``saliency=False``."""
+        """Probability, mask / features where the network has them (one pass), and
+        input-gradient saliency maps (Fig. 6) unless ``saliency=False``."""
         out = self._outputs(cases)
         if saliency:
-            out["saliency"] = saliency_maps(self.network_, self._tensors(cases), self.train.bn_eval)
+            out["saliency"] = self.saliency(cases)
         return out
 
-    @property
-    def segments(self) -> bool:
-        return bool(getattr(self._network_class(), "segments", False))
+    def saliency(self, cases: Sequence[CaseData]) -> np.ndarray:
+        return saliency_maps(self.network_, self._tensors(cases), self.train.bn_eval)
+
+    def fit_info(self) -> FitInfo:
+        run = getattr(self, "run_info_", {})
+        return FitInfo(history=list(getattr(self, "history_", [])),
+                       diagnostics=getattr(self, "diagnostics_", None), device=run.get("device", "cpu"),
+                       precision=run.get("precision"), train=self.train, runtime=self.runtime)
 
     def predict_mask(self, cases: Sequence[CaseData]) -> list[np.ndarray]:
         out = self._outputs(cases)
@@ -161,7 +188,7 @@ class NeuralMethod:
         return {
             "kind": MODEL_KIND, "chmfl_version": __version__, "method": self.name,
             "model": self.model, "model_kwargs": self.model_kwargs,
-            "train": self.train.to_dict(), "seed": self.seed,
+            "train": self.train.to_dict(), "runtime": self.runtime.to_dict(), "seed": self.seed,
             "n_features": getattr(self, "n_features_", 0),
             "feature_transform": ft.to_dict() if ft is not None else None,
         }
@@ -169,7 +196,7 @@ class NeuralMethod:
     def save(self, directory: str | Path, extra: dict | None = None) -> None:
         from safetensors.torch import save_file
 
-        if not hasattr(self, "network_"):
+        if getattr(self, "network_", None) is None:
             raise ChmflError(f"method {self.name} is not fitted; nothing to save")
         with atomic_dir(directory) as tmp:
             state = {k: v.detach().contiguous() for k, v in self.network_.state_dict().items()}
@@ -184,8 +211,8 @@ class NeuralMethod:
         cfg = read_model_config(directory)
         model_kwargs = dict(cfg["model_kwargs"])
         model_kwargs.pop("pretrained", None)  # the saved weights already hold what pretraining gave
-        m = cls(cfg["method"], cfg["model"], model_kwargs, cfg["train"], cfg["seed"])
-        m.feature_transform_ = None
+        train, runtime = settings({**cfg["train"], **cfg.get("runtime", {})})  # old: one flat dict
+        m = cls(cfg["method"], cfg["model"], model_kwargs, train, runtime, cfg["seed"])
         if cfg.get("feature_transform"):
             from chmfl.radiomics import FeatureTransform
 

@@ -1,16 +1,23 @@
 """Every method chmfl can run, by name: one plain dict, resolved in one place.
 
-Each entry names the class implementing it (``module:Class``), the keyword arguments that
-make this variant, and a one-line description (``chmfl methods`` prints them).
+Each entry names the class implementing it (``module:Class``, a ``methods.base.Method``), the
+keyword arguments that make this variant, and a one-line description (``chmfl methods`` prints
+them). ``method_class`` resolves an entry and checks it against the contract; the tests check
+every entry (tests/methods/test_contract.py). Imports no torch (the report reads ``METHODS``).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chmfl.errors import ChmflError
+
+if TYPE_CHECKING:
+    from chmfl.methods.base import FitContext, Method
+    from chmfl.methods.spec import MethodRun
 
 
 @dataclass(frozen=True)
@@ -57,18 +64,36 @@ METHODS: dict[str, MethodInfo] = {
 }
 
 
-def resolve(target: str) -> type:
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+def method_class(name: str) -> type[Method]:
+    """The class implementing registered method ``name``, checked against the contract of
+    ``methods.base`` (importing it already ran ``check_contract``)."""
+    from chmfl.methods.base import Method
 
-
-def create(name: str, **overrides: Any):
-    """Instantiate method ``name`` with its registered variant kwargs plus ``overrides``."""
     if name not in METHODS:
         raise ChmflError(f"unknown method {name!r}; 'chmfl methods' lists: {', '.join(METHODS)}")
-    info = METHODS[name]
-    kwargs = {**info.kwargs, **overrides}
-    return resolve(info.target)(name=name, **kwargs)
+    module, _, attr = METHODS[name].target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Method)) or inspect.isabstract(cls):
+        raise TypeError(f"{METHODS[name].target} does not implement chmfl.methods.base.Method")
+    return cls
+
+
+def create(run: MethodRun, ctx: FitContext | None = None, pretrained: str | None = None) -> Method:
+    """The method of ``run`` (its registered arguments, the run's model arguments and size),
+    ready to fit in ``ctx``; ``pretrained``: a weights file for the network."""
+    from chmfl.methods.base import FitContext
+
+    model_kwargs = dict(run.model_kwargs)
+    if pretrained:
+        model_kwargs["pretrained"] = pretrained
+    return method_class(run.method).build(run.method, dict(METHODS[run.method].kwargs), model_kwargs,
+                                          ctx or FitContext(), run.size)
+
+
+def check_run(run: MethodRun) -> None:
+    """Build ``run``'s method once, unfitted (cheap: networks are built at ``fit``), so a bad
+    model argument or size is a one-line error when the experiment is read."""
+    create(run)
 
 
 def load_method(directory):
@@ -79,7 +104,6 @@ def load_method(directory):
 
     cfg = read_model_config(Path(directory))
     name = cfg.get("method", "")
-    base = name.split("[", 1)[0]
-    if base not in METHODS:
+    if name not in METHODS:
         raise ChmflError(f"{directory}: config.json names an unknown method {name!r}")
-    return resolve(METHODS[base].target).load(directory)
+    return method_class(name).load(directory)

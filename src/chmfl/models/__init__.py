@@ -2,7 +2,9 @@
 
 Every network: ``forward(pet, ct, mask=None, features=None) -> ModelOutput`` (see
 ``base.py``) and class attributes ``segments``, ``needs_mask``, ``uses_handcrafted``,
-``n_features`` and ``is_2d`` telling the training loop what to feed it.
+``n_features`` and ``is_2d`` telling the training loop what to feed it, and optionally
+``sizes`` (named option sets, e.g. CHMFL's "demo"). Networks know nothing of the speed and
+memory options (``chmfl.accel``), which swap their module classes from the outside.
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ def model_parameters(name: str) -> dict[str, Any]:
     return {k: p.default for k, p in sig.parameters.items() if k != "self"}
 
 
+def size_options(name: str, size: str) -> dict[str, Any]:
+    """The options of network ``name`` at its named size ``size`` (e.g. CHMFL's "demo"; every
+    network has "paper", its default build)."""
+    if name not in MODELS:
+        raise ChmflError(f"unknown network {name!r}; known: {', '.join(MODELS)}")
+    sizes = getattr(MODELS[name], "sizes", {"paper": {}})
+    if size not in sizes:
+        raise ChmflError(f"network {name!r} has no size {size!r}; sizes: {', '.join(sizes)}")
+    return dict(sizes[size])
+
+
 def build_model(name: str, **kwargs: Any) -> nn.Module:
     """Network ``name`` built with ``kwargs`` (unknown keys are an error, not ignored)."""
     accepted = model_parameters(name)
@@ -64,4 +77,4 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-__all__ = ["MODELS", "ModelOutput", "build_model", "model_parameters"]
+__all__ = ["MODELS", "ModelOutput", "build_model", "model_parameters", "size_options"]

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from chmfl.errors import ChmflError
-from chmfl.models.lowmem import conv_parts
 
 NORMS = ("batch", "group4", "group8", "group16", "instance")
 
@@ -88,13 +87,10 @@ class FusionResidualUnit(nn.Module):
                                      for a, b in zip(widths[:-1], widths[1:])])
         self.act = nn.ELU()
 
-    def forward(self, cat: torch.Tensor | tuple[torch.Tensor, ...], up: torch.Tensor) -> torch.Tensor:
-        """``cat``: the concatenated map, or the maps to concatenate (then the first conv reads
-        them one by one and the concatenation is never built: ``lowmem.conv_parts``)."""
-        if isinstance(cat, tuple):
-            first = self.convs[0]  # conv -> norm -> ELU
-            x = first[2](first[1](conv_parts(first[0], cat)))
-            return self.act(self.convs[1:](x) + up)
+    def forward(self, up: torch.Tensor, parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """``up``: the Up_Conv output; ``parts``: the maps of the horizontal connection (e.g. the
+        PET and CT maps of this scale), concatenated after ``up``."""
+        cat = torch.cat([up, *parts], 1)  # (B, up_i + skip_i, ...): horizontal connection
         return self.act(self.convs(cat) + up)  # (B, cout, ...)
 
 

@@ -32,6 +32,11 @@ VNET_DECODER_CONVS = (2, 2, 1, 1)  # V-Net residual convs after Up_Conv_1..4 (st
 DECODER_CONVS = (2, 2, 2, 2)  # "several convolutional layers" per level (style "tableSI")
 HIDDEN = (256, 64)  # widths of the first two of the 3 FC layers (our choice)
 MIN_SIZE = 16  # four stride-2 convs need at least 16 voxels per axis
+# Named sizes (``chmfl cv --methods "chmfl[size=demo]"``): "paper" is Table SI; "demo" is the
+# same five-scale two-branch layout with half the channels, one 3x3x3 conv per
+# decoder level (~1/20 of the FLOPs), which trains in minutes on a CPU (``chmfl demo``).
+DEMO_WIDTHS = (8, 16, 32, 64, 128)
+SIZES = {"paper": {}, "demo": {"widths": DEMO_WIDTHS, "decoder_convs": (1, 1, 1, 1), "decoder_kernel": 3}}
 
 
 class InputTransition(nn.Module):
@@ -44,7 +49,9 @@ class InputTransition(nn.Module):
         self.norm = make_norm(norm, cout, dims)
         self.act = nn.ELU()
         self.residual = residual
-        self.norm_act_pair = None if residual else ("norm", "act")  # act reads only norm's output
+        # the one hook networks declare for chmfl.accel: act reads norm's output and nothing
+        # else does, so the two may run as one in-place activated BatchNorm (accel/lowmem.py)
+        self.norm_act_pair = None if residual else ("norm", "act")
         if residual and cout % cin:
             raise ValueError(f"residual input transition needs {cout} divisible by {cin}")
 
@@ -86,22 +93,6 @@ class Encoder(nn.Module):
         return maps
 
 
-def _spatial_max(x: torch.Tensor, group: int = 16) -> torch.Tensor:
-    """(B, C, *spatial) -> (B, C) maximum. Channels-last maps are reduced in memory order, in
-    two stages over rows of ``group`` voxels (torch reduces a (B, N, C) tensor over N ~15x
-    slower than over 16 C-wide rows at once); the values are the same, only a tie at the
-    maximum would split its gradient differently."""
-    if not (x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)):
-        return torch.amax(x.flatten(2), dim=2)
-    b, c = x.shape[:2]
-    rows = x.movedim(1, -1).reshape(b, -1, c)  # (B, DHW, C), a view
-    n = rows.shape[1] // group * group
-    if n == 0:
-        return rows.amax(1)
-    out = rows[:, :n].reshape(b, n // group, group * c).amax(1).view(b, group, c).amax(1)
-    return out if n == rows.shape[1] else torch.maximum(out, rows[:, n:].amax(1))
-
-
 class HierarchicalFusion(nn.Module):
     """HMFL pooling (Eq. 4): adaptive max pooling of the fused maps at ``levels`` -> one vector."""
 
@@ -109,15 +100,19 @@ class HierarchicalFusion(nn.Module):
         super().__init__()
         self.levels = tuple(levels)
 
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, *spatial) -> (B, C): the global maximum of each channel."""
+        return torch.amax(x.flatten(2), dim=2)
+
     def forward(self, fused: Sequence[torch.Tensor]) -> torch.Tensor:
-        pooled = [_spatial_max(fused[i]) for i in self.levels]  # (B, C_i) each
+        pooled = [self.pool(fused[i]) for i in self.levels]  # (B, C_i) each
         return torch.cat(pooled, 1)  # (B, sum C_i)
 
     def pool_pair(self, pet_maps: Sequence[torch.Tensor], ct_maps: Sequence[torch.Tensor]) -> torch.Tensor:
         """``forward`` of the concatenated maps, without concatenating them: the channel-wise
         max of cat(p, c) is cat(max p, max c), exactly (values and gradients), and the
         full-resolution concatenated copy is never made when nothing else needs it."""
-        pooled = [_spatial_max(m[i]) for i in self.levels for m in (pet_maps, ct_maps)]
+        pooled = [self.pool(m[i]) for i in self.levels for m in (pet_maps, ct_maps)]
         return torch.cat(pooled, 1)  # (B, sum 2 w_i), the order of forward(fused)
 
 
@@ -157,6 +152,7 @@ class CHMFL(nn.Module):
     n_features = 0
     is_2d = False
     hmfl = True  # classify from all 5 scales (False: deepest fused map only)
+    sizes = SIZES  # named option sets (models.size_options)
 
     def __init__(self, norm: str = "batch", encoder_residual: bool = False,
                  decoder_convs: Sequence[int] = DECODER_CONVS, decoder_kernel: int = 5,
@@ -192,7 +188,7 @@ class CHMFL(nn.Module):
         if self.decoder is not None:
             deep = torch.cat([pet_maps[-1], ct_maps[-1]], 1)  # (B, 2 w_4, ...)
             # horizontal connections as (PET, CT) pairs, deep to shallow: the decoder
-            # concatenates them with its Up_Conv output (or reads them apart, split_concat)
+            # concatenates them with its Up_Conv output
             seg = self.decoder(deep, list(zip(pet_maps, ct_maps))[-2::-1])
         return ModelOutput(logits=logits, seg_logits=seg, features=vector)
 
@@ -209,6 +205,7 @@ class MaskHMFL(CHMFL):
 
     segments = False
     needs_mask = True
+    sizes = {"paper": {}, "demo": {"widths": DEMO_WIDTHS}}  # no decoder to shrink
 
     def __init__(self, norm: str = "batch", encoder_residual: bool = False,
                  hidden: Sequence[int] = HIDDEN, dropout: float = 0.5, widths: Sequence[int] = WIDTHS):

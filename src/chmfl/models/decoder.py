@@ -61,7 +61,6 @@ class ConstrainedDecoder(nn.Module):
         if style not in DECODER_STYLES:
             raise ChmflError(f"unknown decoder style {style!r}; choose one of {', '.join(DECODER_STYLES)}")
         self.style = style
-        self.split_concat = False  # memory option (models/lowmem.py), set by set_split_concat
         ch = deep_channels
         for i, (skip, up, n) in enumerate(zip(skip_channels, up_channels, n_convs), start=1):
             self.add_module(f"up_conv{i}", up_block(dims, ch, up, norm))
@@ -75,13 +74,6 @@ class ConstrainedDecoder(nn.Module):
         self.extra = up_block(dims, ch, extra_up, norm) if extra_up else None
         self.output_transition = OutputTransition(dims, extra_up or ch, n_classes, kernel, norm)
 
-    @property
-    def takes_parts(self) -> bool:
-        """True when the first conv of each level reads the horizontal connection's maps one by
-        one instead of their concatenation: the ``split_concat`` memory option, Table SI style
-        only (the V-Net style adds the concatenation to its output, so needs it built)."""
-        return self.split_concat and self.style == "tableSI"
-
     def forward(self, deep: torch.Tensor, skips: Sequence[torch.Tensor | tuple[torch.Tensor, ...]],
                 out_size: Sequence[int] | None = None) -> torch.Tensor:
         """``deep``: (B, C, ...) deepest fused map; ``skips``: fused maps from deep to shallow,
@@ -93,11 +85,10 @@ class ConstrainedDecoder(nn.Module):
             parts = tuple(skip) if isinstance(skip, (tuple, list)) else (skip,)
             up = match_size(getattr(self, f"up_conv{i}")(x), parts[0].shape[2:])  # (B, up_i, 2x spatial)
             res = getattr(self, f"res{i}")
-            if self.takes_parts:  # the concatenation is never built (models/lowmem.py)
-                x = res((up, *parts), up)
-                continue
-            cat = torch.cat([up, *parts], 1)  # (B, up_i + skip_i, ...): horizontal connection
-            x = res(cat) if self.style == "vnet" else res(cat, up)  # (B, up_i + skip_i | up_i, ...)
+            if self.style == "vnet":  # V-Net's unit adds the concatenation to its output
+                x = res(torch.cat([up, *parts], 1))  # (B, up_i + skip_i, ...)
+            else:  # the unit concatenates (up, *parts) itself: (B, up_i, ...)
+                x = res(up, parts)
         if self.extra is not None:
             x = self.extra(x)
             x = match_size(x, tuple(out_size)) if out_size is not None else x

@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from chmfl.errors import ChmflError
+from chmfl.methods.spec import MethodRun
 from chmfl.report.paper import paper_order
 from chmfl.stats import fold_rows, normalize_metrics, pooled_rows
 
@@ -46,7 +47,25 @@ class Results:
         seen = list(dict.fromkeys(self.metrics["method"]))
         if self.predictions is not None:
             seen += [m for m in dict.fromkeys(self.predictions["method"]) if m not in seen]
-        return paper_order(self.experiment, seen)
+        return paper_order(self.experiment, seen, self.runs)
+
+    @property
+    def runs(self) -> dict[str, MethodRun]:
+        """The structured spec of every method label, as the run stored it in config.yaml's
+        ``spec`` (labels are never parsed); entries without a spec are left out."""
+        spec = self.config.get("spec")
+        entries = spec.get("methods") if isinstance(spec, dict) else None
+        out: dict[str, MethodRun] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict) or "method" not in entry:
+                continue
+            try:
+                run = MethodRun.from_dict(entry)
+            except ChmflError as exc:  # e.g. a method this version no longer has
+                log.info("config.yaml: method entry %s not read (%s)", entry.get("label"), exc)
+                continue
+            out[str(entry.get("label") or run.label)] = run
+        return out
 
     @property
     def reference(self) -> str | None:

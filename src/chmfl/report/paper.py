@@ -1,20 +1,23 @@
 """The paper's own numbers (``paper_results.yaml``) and the mapping of its rows to chmfl methods.
 
-Method names in results files are registry names, with changed parameters in brackets:
-``chmfl[seg_weight=0.3]``, ``resnet18-petct[pretrained=imagenet.safetensors]``.
+A paper row names a registry method and, optionally, the variant parameters it must carry
+(``params``). Results are matched by their structured run spec (``methods.spec.MethodRun``,
+stored in config.yaml's ``spec``), never by parsing a label: a label such as
+``chmfl[seg_weight=0.3]`` is for display only.
 """
 
 from __future__ import annotations
 
 import functools
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
 import yaml
 
+from chmfl.methods.spec import MethodRun
+
 PAPER_EXPERIMENTS = ("table1", "table2", "tableS2", "tableS3", "tableS4", "fig5")
-_NAME = re.compile(r"^(?P<base>[^\[\]]+?)(?:\[(?P<params>[^\[\]]*)\])?$")
 
 
 @dataclass(frozen=True)
@@ -26,12 +29,14 @@ class PaperRow:
     marked: bool = False  # the paper's "*": p < 0.05 vs CHMFL
     note: str = ""
 
-    def matches(self, name: str) -> bool:
-        """True when results method ``name`` is this paper row's method and variant."""
-        base, params = parse_method(name)
-        if base != self.method or set(params) != {k for k, _ in self.params}:
+    def matches(self, run: MethodRun | None) -> bool:
+        """True when the results method of spec ``run`` is this paper row's method and variant."""
+        if run is None or run.method != self.method:
             return False
-        return all(v == "*" or params[k] == v for k, v in self.params)
+        params = run.variant()
+        if set(params) != {k for k, _ in self.params}:
+            return False
+        return all(v == "*" or str(params[k]) == v for k, v in self.params)
 
 
 @dataclass(frozen=True)
@@ -41,18 +46,6 @@ class PaperTable:
     metrics: tuple[str, ...]
     rows: tuple[PaperRow, ...]
     figure: str = ""
-
-
-def parse_method(name: str) -> tuple[str, dict[str, str]]:
-    """Split ``base[k=v,k2=v2]`` into ("base", {"k": "v", "k2": "v2"})."""
-    m = _NAME.match(name.strip())
-    if not m:
-        return name, {}
-    params = {}
-    for part in filter(None, (m.group("params") or "").split(",")):
-        key, _, value = part.partition("=")
-        params[key.strip()] = value.strip()
-    return m.group("base").strip(), params
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,27 +75,26 @@ def paper_table(experiment: str | None) -> PaperTable | None:
     return PaperTable(experiment, spec["title"], metrics, rows, spec.get("figure", ""))
 
 
-def match_rows(table: PaperTable, methods: list[str]) -> list[tuple[PaperRow, str | None]]:
-    """Each paper row with the first results method it matches (None when not run)."""
-    return [(row, next((m for m in methods if row.matches(m)), None)) for row in table.rows]
+def match_rows(table: PaperTable, methods: list[str],
+               runs: Mapping[str, MethodRun]) -> list[tuple[PaperRow, str | None]]:
+    """Each paper row with the first results method (label) whose spec in ``runs`` matches it
+    (None when not run); a label without a stored spec matches no row."""
+    return [(row, next((m for m in methods if row.matches(runs.get(m))), None)) for row in table.rows]
 
 
-def paper_order(experiment: str | None, methods: list[str]) -> list[str]:
+def paper_order(experiment: str | None, methods: list[str], runs: Mapping[str, MethodRun]) -> list[str]:
     """``methods`` in the paper table's row order, unmatched methods after, in their given order."""
     table = paper_table(experiment)
     if table is None:
         return list(methods)
-    first = [m for _, m in match_rows(table, methods) if m is not None]
+    first = [m for _, m in match_rows(table, methods, runs) if m is not None]
     ordered = list(dict.fromkeys(first))
     return ordered + [m for m in methods if m not in ordered]
 
 
-def weight_of(name: str, param: str = "seg_weight") -> tuple[str, float] | None:
-    """(base, w) for a sweep variant such as ``chmfl[seg_weight=0.3]``, else None."""
-    base, params = parse_method(name)
-    if set(params) != {param}:
+def weight_of(run: MethodRun | None, param: str = "seg_weight") -> tuple[str, float] | None:
+    """(method, w) for a sweep variant whose only change is ``param`` (e.g. the spec shown as
+    ``chmfl[seg_weight=0.3]``), else None."""
+    if run is None or set(run.variant()) != {param}:
         return None
-    try:
-        return base, float(params[param])
-    except ValueError:
-        return None
+    return run.method, float(run.variant()[param])

@@ -196,7 +196,7 @@ def comparison_table(res: Results, table: PaperTable) -> Table | str:
     ref = res.reference
     tt = paper_ttest(res)
     display, data = [], []
-    for row, m in match_rows(table, res.methods):
+    for row, m in match_rows(table, res.methods, res.runs):
         d_row = {"Paper method": row.paper, "chmfl method": m or "(not run)"}
         n_row = {"paper_method": row.paper, "method": m or ""}
         for k in table.metrics:
@@ -228,9 +228,9 @@ def paper_tables(res: Results) -> list[Table | str]:
 def sweep_data(res: Results) -> pd.DataFrame:
     """Mean and SD over folds per CFL weight w for methods named ``base[seg_weight=w]``."""
     ft = fold_table(res.metrics)
-    rows = []
+    rows, runs = [], res.runs
     for m in res.methods:
-        bw = weight_of(m)
+        bw = weight_of(runs.get(m))
         if bw is None:
             continue
         for k in ("accuracy", "sensitivity", "specificity", "auc"):

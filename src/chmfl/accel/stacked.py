@@ -5,7 +5,7 @@ the stacked tensors is K Adams: its update is elementwise.
 
 This is the issue's "stacked fold models with torch.func" idea, built as a measurement
 (``benchmarks/bench_stacked.py`` against K separate steps), not as a training mode: the loop
-(``methods.training.fit_network``) trains one fold per process, and ``--parallel-folds K``
+(``methods.trainer.Trainer``) trains one fold per process, and ``--parallel-folds K``
 runs K such processes. What a training mode would add: per-fold early stopping and epoch
 lengths (a fold that stops must stop updating), per-fold checkpoints. Limits of the stacked
 step: ``fast_wgrad`` / ``inplace_abn`` (custom autograd functions without vmap rules) and

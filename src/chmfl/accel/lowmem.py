@@ -16,8 +16,9 @@ ELU saturates in float32 (``z < -15.9 * alpha``) the recomputed ``z`` is clamped
 voxels get no gradient through the ELU either way (its derivative rounds to 0), only their
 share of the BatchNorm's centring term is approximated.
 
-``set_split_concat(model)``: the CFL decoder's first convolution of each level reads the
-horizontal connection ``cat(up, pet, ct)`` as three inputs, ``conv(cat(a, b, c), W) =
+``set_split_concat(model)``: every Table SI decoder level (``models.blocks.FusionResidualUnit``)
+becomes a ``SplitConcatFusion``, whose first convolution reads the horizontal connection
+``cat(up, pet, ct)`` as three inputs, ``conv(cat(a, b, c), W) =
 conv(a, W_a) + conv(b, W_b) + conv(c, W_c)``, so neither the fused PET-CT skip maps nor the
 48-channel full-size concatenation are built; the convolutions keep the encoder and Up_Conv
 maps they read, which are kept anyway.
@@ -40,6 +41,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from chmfl.models.blocks import FusionResidualUnit
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +176,24 @@ def conv_parts(conv: nn.Module, parts: Sequence[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+class SplitConcatFusion(FusionResidualUnit):
+    """A Table SI decoder level that never builds its concatenated input: the first conv reads
+    the maps one by one (``conv_parts``); same parameters and state_dict keys."""
+
+    def forward(self, up: torch.Tensor, parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        first = self.convs[0]  # conv -> norm -> ELU
+        x = first[2](first[1](conv_parts(first[0], (up, *parts))))
+        return self.act(self.convs[1:](x) + up)
+
+
 def set_split_concat(model: nn.Module, enable: bool = True) -> nn.Module:
-    """Decoders of ``model`` that support it (``split_concat`` attribute) read their horizontal
-    connections as separate inputs (module docstring); in place, returns ``model``."""
+    """Every Table SI decoder level of ``model`` reads its horizontal connection as separate
+    inputs (module docstring; ``enable=False`` undoes it); in place, returns ``model``."""
     for m in model.modules():
-        if hasattr(m, "split_concat"):
-            m.split_concat = enable
+        if enable and type(m) is FusionResidualUnit:
+            m.__class__ = SplitConcatFusion
+        elif not enable and type(m) is SplitConcatFusion:
+            m.__class__ = FusionResidualUnit
     return model
 
 

@@ -12,19 +12,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.models.test_models_forward import CASES as FORWARD_CASES
-from tests.synthetic import make_cases
+from tests.network_cases import CASES as FORWARD_CASES
+from tests.synthetic import make_cases, neural_method
 from torch import nn
 
-from chmfl.methods.neural import NeuralMethod
-from chmfl.models import build_model
-from chmfl.models.lowmem import (
+from chmfl.accel.lowmem import (
     AppliedELU,
     InPlaceABN,
+    SplitConcatFusion,
     conv_parts,
     set_split_concat,
     use_inplace_abn,
 )
+from chmfl.models import build_model
 
 SMALL = {"widths": (4, 8, 16, 32, 64), "decoder_convs": (2, 2, 2, 2), "decoder_kernel": 3}
 
@@ -102,7 +102,8 @@ def test_split_concat_same_function_fewer_saved_bytes():
 def test_split_concat_leaves_vnet_style_decoder_concatenated():
     net = set_split_concat(build_model("chmfl", decoder_style="vnet", widths=(4, 8, 16, 32, 64),
                                        decoder_convs=(1, 1, 1, 1), decoder_kernel=3))
-    assert net.decoder.split_concat and not net.decoder.takes_parts  # its residual adds the concatenation
+    # its residual units add the concatenation to their output: none is swapped
+    assert not any(type(m) is SplitConcatFusion for m in net.modules())
     out = net(*_inputs((16, 16, 16))[:2])
     assert out.seg_logits.shape == (2, 2, 16, 16, 16)
 
@@ -168,8 +169,7 @@ def test_training_with_memory_options_keeps_the_result():
     train = {"epochs": 2, "batch_size": 2, "precision": "32", "patience": 50}
 
     def fit(**extra):
-        return NeuralMethod("chmfl", "chmfl", tiny, train={**train, **extra}, seed=3,
-                            progress=False).fit(cases)
+        return neural_method("chmfl", "chmfl", tiny, {**train, **extra}, seed=3, progress=False).fit(cases)
 
     ref = fit()
     low = fit(inplace_abn=True, split_concat=True)
@@ -178,11 +178,12 @@ def test_training_with_memory_options_keeps_the_result():
                                rtol=1e-5)
     net = low.network_
     assert not any(isinstance(m, InPlaceABN) or type(m) is AppliedELU for m in net.modules())
-    assert not net.decoder.split_concat  # undone after fit: prediction runs the plain network
+    # undone after fit: prediction runs the plain network
+    assert not any(type(m) is SplitConcatFusion for m in net.modules())
 
 
 def test_mmap_threshold_is_set_on_glibc():
-    code = "from chmfl.models.lowmem import set_mmap_threshold; print(set_mmap_threshold(1))"
+    code = "from chmfl.accel.lowmem import set_mmap_threshold; print(set_mmap_threshold(1))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     libc = __import__("platform").libc_ver()[0]
     assert out.stdout.strip() == ("True" if libc == "glibc" else "False")
@@ -191,15 +192,13 @@ def test_mmap_threshold_is_set_on_glibc():
 @pytest.mark.parametrize("name,options", [c[:2] for c in FORWARD_CASES], ids=[c[0] for c in FORWARD_CASES])
 def test_every_network_trains_alike_with_all_speed_options(name, options):
     """``--speed-options`` on every network: same loss, gradients equal up to float rounding,
-    and the plain modules (classes, in-place flags) back after ``remove_speed_options``."""
-    from chmfl.methods.train_config import SPEED_OPTIONS, TrainConfig
-    from chmfl.methods.training import apply_speed_options, remove_speed_options, to_memory_format
+    and the plain modules (classes, in-place flags) back after ``accel.options.remove``."""
+    from chmfl.accel.options import SPEED_OPTIONS, SpeedOptions, apply, remove
     from chmfl.models.losses import chmfl_loss
 
-    cfg = TrainConfig(**SPEED_OPTIONS)
     torch.manual_seed(0)
     ref = build_model(name, **options).train()
-    net = apply_speed_options(to_memory_format(copy.deepcopy(ref), torch.channels_last_3d), cfg)
+    net = apply(copy.deepcopy(ref), SpeedOptions(**SPEED_OPTIONS))
     pet, ct, mask = _inputs((16, 16, 24))[:3]
     mask = mask[:, None].float()  # (B, 1, D, H, W) as the networks take it
     feats = torch.randn(2, ref.n_features) if ref.n_features else None
@@ -219,6 +218,6 @@ def test_every_network_trains_alike_with_all_speed_options(name, options):
         # channels_last alone moves a 1-channel conv's weight gradient by ~4e-4 (oneDNN's
         # summation order); every other option by <= 5e-5
         assert float((p.grad - q.grad).norm()) <= 2e-3 * float(p.grad.norm()) + 1e-5 * scale, pname
-    remove_speed_options(net)
+    remove(net)
     assert [type(m) for m in net.modules()] == [type(m) for m in ref.modules()]
     assert [getattr(m, "inplace", None) for m in net.modules()] == [getattr(m, "inplace", None) for m in ref.modules()]

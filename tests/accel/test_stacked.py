@@ -9,8 +9,8 @@ import copy
 import pytest
 import torch
 
+from chmfl.accel.stacked import StackedFolds, separate_steps
 from chmfl.bench.networks import synthetic_case
-from chmfl.bench.stacked import StackedFolds, separate_steps
 from chmfl.models import build_model
 
 SMALL = {"widths": (4, 8, 16, 32, 64), "decoder_convs": (2, 2, 2, 2), "decoder_kernel": 3, "dropout": 0.0}

@@ -7,14 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.synthetic import make_cases
+from tests.synthetic import make_cases, neural_method
 from torch import nn
 
+from chmfl.accel.fastconv import GemmWgradConv3d, conv3d_weight_grad, use_gemm_wgrad
 from chmfl.data.tensors import stack_cases
-from chmfl.methods.neural import NeuralMethod
-from chmfl.methods.training import predict_network
+from chmfl.methods.inference import predict_network
 from chmfl.models import build_model
-from chmfl.models.fastconv import GemmWgradConv3d, conv3d_weight_grad, use_gemm_wgrad
 
 TINY = {"widths": (4, 8, 16, 32, 64), "decoder_convs": (1, 1, 1, 1), "decoder_kernel": 3}
 FAST = {"epochs": 2, "batch_size": 2, "precision": "32", "patience": 50}
@@ -45,7 +44,7 @@ def test_gemm_weight_grad_matches_torch(cin, cout, kernel, padding, shape):
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_gemm_conv_module_same_outputs_and_grads(channels_last, monkeypatch):
-    from chmfl.models import fastconv
+    from chmfl.accel import fastconv
 
     monkeypatch.setattr(fastconv, "_gemm_wgrad_pays", lambda x, w: True)  # a small map takes the path
     torch.manual_seed(0)
@@ -78,7 +77,7 @@ def test_only_stride1_convs_are_switched():
 
 
 def _fit(**train):
-    return NeuralMethod("chmfl", "chmfl", TINY, train={**FAST, **train}, seed=3, progress=False)
+    return neural_method("chmfl", "chmfl", TINY, {**FAST, **train}, seed=3, progress=False)
 
 
 def test_training_speed_options_keep_the_result():
@@ -97,12 +96,11 @@ def test_training_speed_options_keep_the_result():
 
 
 def test_fused_adam_option_makes_a_fused_optimizer():
-    from chmfl.methods.train_config import TrainConfig
-    from chmfl.methods.training import make_optimizer
+    from chmfl.accel.options import SpeedOptions, make_optimizer
 
     net = torch.nn.Linear(3, 2)
-    assert make_optimizer(net, TrainConfig(fused_adam=True)).defaults["fused"] is True
-    assert not make_optimizer(net, TrainConfig()).defaults["fused"]
+    assert make_optimizer(net, 1e-4, 0.0, SpeedOptions(fused_adam=True)).defaults["fused"] is True
+    assert not make_optimizer(net, 1e-4, 0.0, SpeedOptions()).defaults["fused"]
 
 
 def test_prediction_without_decoder_and_channels_last():
@@ -126,14 +124,14 @@ def test_prediction_without_decoder_and_channels_last():
 
 @pytest.mark.parametrize("shape", [(2, 5, 6, 7, 8), (1, 16, 9, 7, 5), (2, 3, 2, 2, 3)])
 def test_spatial_max_any_layout_same_values_and_grads(shape):
-    from chmfl.models.chmfl import _spatial_max
+    from chmfl.accel.layout import spatial_max
 
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
     ref = x.clone().requires_grad_(True)
     ref.flatten(2).amax(2).square().sum().backward()
     for fmt in (torch.contiguous_format, torch.channels_last_3d):
         got = x.clone(memory_format=fmt).requires_grad_(True)
-        out = _spatial_max(got)
+        out = spatial_max(got)
         assert torch.equal(out, ref.flatten(2).amax(2))
         out.square().sum().backward()
         assert torch.equal(got.grad, ref.grad)
@@ -143,7 +141,7 @@ def test_spatial_max_any_layout_same_values_and_grads(shape):
 def test_onednn_replaces_the_reference_kernel_exactly(channels_last):
     """Batch-1 3x3x3 convs on small maps, which PyTorch sends to its slow reference kernel:
     the GEMM-wgrad layer runs them through oneDNN with the same outputs and gradients."""
-    from chmfl.models.fastconv import _native_is_slow
+    from chmfl.accel.fastconv import _native_is_slow
 
     torch.manual_seed(0)
     fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
@@ -166,7 +164,7 @@ def test_onednn_replaces_the_reference_kernel_exactly(channels_last):
 
 
 def test_gemm_wgrad_only_where_it_beats_onednn():
-    from chmfl.models.fastconv import _gemm_wgrad_pays
+    from chmfl.accel.fastconv import _gemm_wgrad_pays
 
     def pays(b, cin, cout, sp, k):
         return _gemm_wgrad_pays(torch.empty(b, cin, *sp, device="meta"),

@@ -1,0 +1,146 @@
+"""``SpeedOptions``: the speed and memory settings of a training run, and what applies them.
+
+Every option keeps the network's function and parameters (each step equals the plain one up to
+float summation order), so none of them is part of what a result *is*: they are runtime
+settings (``chmfl.methods.runtime.RuntimeConfig``), stored with every result but left out of
+its identity. ``apply`` switches them on for training, ``remove`` switches them off again before
+a network is returned, so saved models and predictions never depend on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chmfl.errors import ChmflError
+from chmfl.typecheck import coerce_fields
+
+if TYPE_CHECKING:  # torch is imported where the options are applied, not where they are read
+    import torch
+    from torch import nn
+
+# torch.compile's modes; those in CUDA_GRAPH_MODES record and replay CUDA graphs on a GPU
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+COMPILE_MODES = ("default", *CUDA_GRAPH_MODES, "max-autotune-no-cudagraphs")
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    channels_last: bool = False  # channels_last_3d memory format (accel/layout.py)
+    fast_wgrad: bool = False  # conv3d weight gradients as large GEMMs (accel/fastconv.py)
+    inplace_act: bool = False  # in-place ELUs: one activation less per conv block in training
+    fused_adam: bool = False  # Adam's update as one fused kernel per step (same update up to rounding)
+    inplace_abn: bool = False  # BatchNorm + ELU keep one map for backward (accel/lowmem.py)
+    split_concat: bool = False  # decoder convs read (up, PET, CT) apart: no concatenated copies
+    mmap_threshold_mb: float = 0.0  # >0: glibc malloc maps blocks from this size (process-wide; 0: default)
+    compile: bool = False  # torch.compile (inductor) the network; the first steps pay the compile
+    # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs on a GPU: one launch
+    # per graph instead of one per kernel), "max-autotune", "max-autotune-no-cudagraphs"
+    compile_mode: str = "default"
+
+    def __post_init__(self) -> None:
+        coerce_fields(self, "speed option")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ChmflError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, "
+                             f"not {self.compile_mode!r}")
+        if not self.mmap_threshold_mb >= 0:
+            raise ChmflError(f"mmap_threshold_mb must be >= 0, got {self.mmap_threshold_mb}")
+
+    @property
+    def uses_cuda_graphs(self) -> bool:
+        """True where the compiled network replays CUDA graphs (torch.compile's
+        "reduce-overhead" and "max-autotune" modes; on a CPU the same modes compile without
+        graphs, and marking a step there costs nothing)."""
+        return self.compile and self.compile_mode in CUDA_GRAPH_MODES
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        import torch
+
+        return torch.channels_last_3d if self.channels_last else torch.contiguous_format
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SPEED_FIELDS = tuple(f.name for f in dataclasses.fields(SpeedOptions))
+
+# Every option that keeps the network's function and parameters (``--speed-options``;
+# docs/performance.md): each step equals the plain one up to float summation order (over many
+# epochs the runs drift apart as any two SGD runs do). Measured at 1 mm on a 2-core AVX2 CPU:
+# step 60.3 -> 36-37 s, peak 4.28 -> 2.44 GB (2.07 GB adding mmap_threshold_mb=1, left out
+# here: it slowed the 4 mm batch-4 step by 28%).
+SPEED_OPTIONS = {"channels_last": True, "fast_wgrad": True, "inplace_act": True,
+                 "inplace_abn": True, "split_concat": True, "fused_adam": True}
+
+
+def apply(model: nn.Module, opts: SpeedOptions) -> nn.Module:
+    """``model`` with the options of ``opts`` switched on (channels_last_3d weights, GEMM
+    weight gradients, in-place ELUs, in-place activated BatchNorm, split decoder
+    concatenations, torch.compile; the malloc threshold for the process). In place; returns
+    ``model``."""
+    from chmfl.accel.fastconv import set_inplace_activations, use_gemm_wgrad
+    from chmfl.accel.layout import use_channels_last
+    from chmfl.accel.lowmem import set_mmap_threshold, set_split_concat, use_inplace_abn
+
+    use_channels_last(model, opts.channels_last)
+    if opts.mmap_threshold_mb > 0:
+        set_mmap_threshold(opts.mmap_threshold_mb)
+    if opts.fast_wgrad:
+        use_gemm_wgrad(model)
+    if opts.inplace_act:
+        set_inplace_activations(model)
+    if opts.inplace_abn:
+        use_inplace_abn(model)
+    if opts.split_concat:
+        set_split_concat(model)
+    if opts.compile:
+        import torch._inductor.config as inductor_config
+
+        # dropout from torch's own generator, as in eager mode: the same masks for the same
+        # seed (and an exact resume); inductor's own RNG would train another trajectory
+        # (measured: a cnn3d's first-epoch loss 0.54 instead of eager's 1.47). Process-wide.
+        inductor_config.fallback_random = True
+        # compiles __call__ in place: state_dict keys stay the same
+        model.compile(mode=None if opts.compile_mode == "default" else opts.compile_mode)
+    return model
+
+
+def remove(model: nn.Module) -> nn.Module:
+    """Undo every training-only option (plain convolutions, BatchNorms, ELUs and decoder units,
+    no compiled call, contiguous weights and plain HMFL pooling): the trained network predicts
+    as one trained without them. In-place ELUs left on cost memory there: with BatchNorm on
+    per-sample statistics (``bn_eval="sample"``) they raised a 40-patient prediction's peak RSS
+    from 0.36 to 1.09 GB at 4 mm (allocator fragmentation; same outputs). In place."""
+    from chmfl.accel.fastconv import set_inplace_activations, use_gemm_wgrad
+    from chmfl.accel.layout import use_channels_last
+    from chmfl.accel.lowmem import set_split_concat, use_inplace_abn
+
+    set_inplace_activations(model, enable=False)
+    use_gemm_wgrad(model, enable=False)
+    use_inplace_abn(model, enable=False)
+    set_split_concat(model, enable=False)
+    use_channels_last(model, False)
+    if getattr(model, "_compiled_call_impl", None) is not None:
+        model._compiled_call_impl = None
+    return model
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float, opts: SpeedOptions):
+    """The paper's Adam for ``model``; ``opts.fused_adam``: PyTorch's fused implementation (one
+    kernel per step instead of a loop over the parameters: CHMFL's update 66 -> 14 ms on a
+    2-core CPU, and on a GPU one launch instead of dozens; same update up to float rounding)."""
+    import torch
+
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay,
+                            fused=True if opts.fused_adam else None)
+
+
+def mark_step(opts: SpeedOptions) -> None:
+    """Tell CUDA graph trees a new step begins (the last step's outputs may be overwritten);
+    nothing where no graphs are replayed."""
+    if opts.uses_cuda_graphs:
+        import torch
+
+        torch.compiler.cudagraph_mark_step_begin()
