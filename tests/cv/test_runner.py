@@ -123,8 +123,10 @@ def test_speed_options_flag_is_recorded_and_overridable(cache, tmp_path):
     assert runtime["split_concat"] and runtime["channels_last"] and runtime["fast_wgrad"] and runtime["inplace_act"]
     assert runtime["inplace_abn"] is False and runtime["precision"] == "32"  # --set wins
     assert train["batch_size"] == 2 and "precision" not in train  # the science, apart
-    recorded = yaml.safe_load((out / "config.yaml").read_text())["options"]["train"]
+    options = yaml.safe_load((out / "config.yaml").read_text())["options"]
+    recorded = options["runtime"]
     assert recorded["split_concat"] is True and recorded["inplace_abn"] is False
+    assert options["train"] == {"batch_size": 2}  # the science overrides, apart
 
 
 def _fold_stamps(out):

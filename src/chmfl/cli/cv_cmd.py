@@ -65,12 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _options(args: argparse.Namespace, **extra):
     from chmfl.accel.options import SPEED_OPTIONS
     from chmfl.cv.runner import RunOptions
-    from chmfl.methods.runtime import split_settings
+    from chmfl.methods.spec import split_overrides
 
-    train = {**(SPEED_OPTIONS if args.speed_options else {}), **parse_key_values(args.sets)}
-    split_settings(train)  # an unknown --set key is a one-line error before anything runs
+    # typed here: an unknown key or a value of the wrong type stops the command at once
+    train, runtime = split_overrides({**(SPEED_OPTIONS if args.speed_options else {}),
+                                      **parse_key_values(args.sets)})
     return RunOptions(seed=args.seed, epochs=args.epochs, preset=args.preset,
-                      train=train, progress=not args.no_progress,
+                      train=train, runtime=runtime, progress=not args.no_progress,
                       parallel_folds=getattr(args, "parallel_folds", 1), **extra)
 
 

@@ -10,6 +10,7 @@ results is LABEL, or else ``NAME[key=value,...]`` of its science (never parsed b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,8 +20,14 @@ import yaml
 
 from chmfl.errors import ChmflError
 from chmfl.methods.registry import check_run
-from chmfl.methods.runtime import split_settings
-from chmfl.methods.spec import MethodRun, parse_method_arg, split_top_level
+from chmfl.methods.spec import (
+    MethodRun,
+    RuntimeOverrides,
+    TrainOverrides,
+    parse_method_arg,
+    split_top_level,
+    typed_settings,
+)
 
 __all__ = ["PAPER_EXPERIMENTS", "Experiment", "MethodRun", "custom_experiment", "load_experiment",
            "parse_experiment", "parse_methods"]
@@ -36,13 +43,18 @@ class Experiment:
     reference: str = "chmfl"
     folds: int = 6
     repeats: int = 1
-    train: dict[str, Any] = field(default_factory=dict)
+    # the experiment's settings for every method; a flat mapping is split by name
+    train: TrainOverrides | Mapping[str, Any] = field(default_factory=TrainOverrides)
+    runtime: RuntimeOverrides = field(default_factory=RuntimeOverrides)
+
+    def __post_init__(self) -> None:
+        typed_settings(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "title": self.title, "reference": self.reference,
-            "folds": self.folds, "repeats": self.repeats, "train": dict(self.train),
-            "methods": [m.to_dict() for m in self.methods],
+            "folds": self.folds, "repeats": self.repeats, "train": self.train.to_dict(),
+            "runtime": self.runtime.to_dict(), "methods": [m.to_dict() for m in self.methods],
         }
 
 
@@ -54,7 +66,6 @@ def _method_run(entry: Any) -> MethodRun:
 
 def parse_experiment(data: dict[str, Any]) -> Experiment:
     methods = tuple(_method_run(e) for e in data.get("methods") or [])
-    split_settings(data.get("train"))  # an unknown setting name fails here
     if not methods:
         raise ChmflError("an experiment needs at least one method")
     labels = [m.label for m in methods]

@@ -9,6 +9,7 @@ Methods are used through their declared contract only (``methods.base.Method``):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -38,9 +39,9 @@ class FoldJob:
     run: MethodRun
     repeat: int
     fold: int
-    seed: int
-    train: TrainConfig  # the science, resolved (experiment < preset < method < command line)
-    runtime: RuntimeConfig  # how to compute it (not part of the fold's identity)
+    # the fold's seed, typed settings (science resolved as experiment < preset < method <
+    # command line; runtime beside it, not part of the identity) and work folder
+    ctx: FitContext
     pretrained: str | None  # weights file for this run, if any
     out: Path  # DIR/<label>/repeat_r/fold_k
 
@@ -48,11 +49,22 @@ class FoldJob:
     def label(self) -> str:
         return self.run.label
 
+    @property
+    def seed(self) -> int:
+        return self.ctx.seed
+
+    @property
+    def train(self) -> TrainConfig:
+        return self.ctx.train
+
+    @property
+    def runtime(self) -> RuntimeConfig:
+        return self.ctx.runtime
+
 
 def build_method(job: FoldJob, progress: bool = True) -> Method:
-    """The job's method, built from its run spec and typed settings."""
-    ctx = FitContext(job.train, job.runtime, job.seed, job.out / "work", progress)
-    return create(job.run, ctx, job.pretrained)
+    """The job's method, built from its run spec and fit context."""
+    return create(job.run, dataclasses.replace(job.ctx, progress=progress), job.pretrained)
 
 
 def identity(job: FoldJob, method: Method) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ from chmfl.cv.record import git_commit, hardware, versions
 from chmfl.data.cases import CaseData, load_cases, load_manifest
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
-from chmfl.methods.runtime import RuntimeConfig, is_main_process, settings
+from chmfl.methods.base import FitContext
+from chmfl.methods.runtime import RuntimeConfig, is_main_process
+from chmfl.methods.spec import RuntimeOverrides, TrainOverrides, typed_settings
 from chmfl.methods.train_config import ROBUST, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -41,10 +43,15 @@ class RunOptions:
     repeats: int | None = None
     folds: int | None = None
     preset: str = "paper"  # "paper" (the faithful settings) or "robust"
-    train: dict[str, Any] = field(default_factory=dict)  # --set key=value overrides
+    # --set KEY=VALUE for every method, typed (a flat mapping is split by name)
+    train: TrainOverrides | Mapping[str, Any] = field(default_factory=TrainOverrides)
     pretrained: dict[str, str] = field(default_factory=dict)  # KEY -> weights file
     progress: bool = True
     parallel_folds: int = 1  # fold jobs run at once, each in its own process (1: in this one)
+    runtime: RuntimeOverrides = field(default_factory=RuntimeOverrides)
+
+    def __post_init__(self) -> None:
+        typed_settings(self)
 
 
 def fold_seed(seed: int, repeat: int, fold: int) -> int:
@@ -53,15 +60,16 @@ def fold_seed(seed: int, repeat: int, fold: int) -> int:
 
 def fold_settings(exp: Experiment, run: MethodRun, opts: RunOptions) -> tuple[TrainConfig, RuntimeConfig]:
     """The typed settings a run's folds train with -- the one place they are built on the way
-    to a fold. Experiment settings < preset < method variant < command-line overrides, each a
-    flat mapping whose keys go to the science or the runtime config by name."""
+    to a fold. Experiment settings < preset < method variant < command-line overrides, each
+    already typed (``methods.spec.TrainOverrides`` / ``RuntimeOverrides``)."""
     if opts.preset not in ("paper", "robust"):
         raise ChmflError(f"unknown preset {opts.preset!r}: use paper or robust")
-    merged = {**exp.train, **(ROBUST if opts.preset == "robust" else {}), **run.train.to_dict(),
-              **run.runtime.to_dict(), **opts.train}
+    science = {**exp.train.to_dict(), **(ROBUST if opts.preset == "robust" else {}),
+               **run.train.to_dict(), **opts.train.to_dict()}
     if opts.epochs is not None:
-        merged["epochs"] = opts.epochs
-    return settings(merged)
+        science["epochs"] = opts.epochs
+    runtime = {**exp.runtime.to_dict(), **run.runtime.to_dict(), **opts.runtime.to_dict()}
+    return TrainConfig.from_dict(science), RuntimeConfig.from_dict(runtime)
 
 
 def _splits(cases: Sequence[CaseData], out: Path, n_folds: int, repeats: int, seed: int) -> dict:
@@ -89,7 +97,8 @@ def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cas
         "chmfl_version": __version__, "git_commit": git_commit(),
         "experiment": exp.name, "spec": exp.to_dict(),
         "options": {"seed": opts.seed, "epochs": opts.epochs, "repeats": opts.repeats,
-                    "folds": opts.folds, "preset": opts.preset, "train": opts.train,
+                    "folds": opts.folds, "preset": opts.preset, "train": opts.train.to_dict(),
+                    "runtime": opts.runtime.to_dict(),
                     "pretrained": {k: str(v) for k, v in opts.pretrained.items()}},
         "settings": {label: {"train": t.to_dict(), "runtime": r.to_dict()}  # as each method trained
                      for label, (t, r) in run_settings.items()},
@@ -119,8 +128,8 @@ def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int,
                 continue
         seed = fold_seed(opts.seed, repeat, fold)
         train, runtime = run_settings[run.label]
-        jobs.append(FoldJob(run, repeat, fold, seed, train, runtime, weights,
-                            out / run.label / f"repeat_{repeat}" / f"fold_{fold}"))
+        folder = out / run.label / f"repeat_{repeat}" / f"fold_{fold}"
+        jobs.append(FoldJob(run, repeat, fold, FitContext(train, runtime, seed, folder / "work"), weights, folder))
     return jobs, skipped
 
 

@@ -17,6 +17,7 @@ from chmfl.cv.fold import FoldJob, build_method
 from chmfl.cv.runner import RunOptions, fold_settings
 from chmfl.data.cases import load_cases
 from chmfl.errors import ChmflError
+from chmfl.methods.base import FitContext
 
 
 def train_final(method: str, cache: str | Path, out: str | Path, opts: RunOptions,
@@ -39,7 +40,7 @@ def train_final(method: str, cache: str | Path, out: str | Path, opts: RunOption
     exp = Experiment("train", "final model", (run,))
     out = Path(out)
     train, runtime = fold_settings(exp, run, opts)
-    job = FoldJob(run, 0, 0, opts.seed, train, runtime, pretrained, out)
+    job = FoldJob(run, 0, 0, FitContext(train, runtime, opts.seed, out / "work"), pretrained, out)
     m = build_method(job, opts.progress)
     m.fit(cases)
     m.save(out / "model", extra={"preprocess": prepare, "trained_on": [c.patient_id for c in cases]})

@@ -52,6 +52,29 @@ class RuntimeOverrides(Overrides):
     config = RuntimeConfig
 
 
+def split_overrides(flat: Mapping[str, Any] | None) -> tuple[TrainOverrides, RuntimeOverrides]:
+    """Typed (science, runtime) overrides from one flat mapping of setting names (an
+    experiment's ``train:`` block, ``--set KEY=VALUE``); an unknown name or a value of the
+    wrong type is a one-line error."""
+    flat = dict(flat or {})
+    runtime = {k: flat.pop(k) for k in list(flat) if k in RUNTIME_FIELDS and k not in TRAIN_FIELDS}
+    unknown = set(flat) - set(TRAIN_FIELDS)
+    if unknown:
+        raise ChmflError(f"unknown training setting(s): {', '.join(sorted(unknown))} "
+                         f"(science: {', '.join(TRAIN_FIELDS)}; runtime: {', '.join(RUNTIME_FIELDS)})")
+    return TrainOverrides.of(flat), RuntimeOverrides.of(runtime)
+
+
+def typed_settings(obj: Any) -> None:
+    """In ``__post_init__`` of a frozen dataclass with ``train`` and ``runtime`` overrides:
+    a plain mapping given as ``train`` is split into the two (runtime keys added to
+    ``runtime``)."""
+    if not isinstance(obj.train, TrainOverrides):
+        train, runtime = split_overrides(obj.train)
+        object.__setattr__(obj, "train", train)
+        object.__setattr__(obj, "runtime", RuntimeOverrides.of({**obj.runtime.to_dict(), **runtime.to_dict()}))
+
+
 ENTRY_KEYS = ("method", "train", "runtime", "model_kwargs", "size", "pretrained", "label")
 
 
@@ -73,11 +96,7 @@ class MethodRun:
 
         if self.method not in METHODS:
             raise ChmflError(f"unknown method {self.method!r}; 'chmfl methods' lists them")
-        if not isinstance(self.train, TrainOverrides):
-            flat = dict(self.train)
-            runtime = {k: flat.pop(k) for k in list(flat) if k in RUNTIME_FIELDS and k not in TRAIN_FIELDS}
-            object.__setattr__(self, "train", TrainOverrides.of(flat))
-            object.__setattr__(self, "runtime", RuntimeOverrides.of({**self.runtime.to_dict(), **runtime}))
+        typed_settings(self)
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
 
     def variant(self) -> dict[str, Any]:
