@@ -19,7 +19,7 @@ from chmfl.errors import ChmflError
 
 # Subcommand modules, in the order ``chmfl --help`` lists them.
 _COMMANDS = (
-    "demo", "convert", "data", "methods_cmd", "model_summary", "cv_cmd", "report_cmd",
+    "demo", "convert", "data", "features_cmd", "methods_cmd", "model_summary", "cv_cmd", "report_cmd",
     "predict_cmd", "bench_cmd",
 )
 

@@ -3,13 +3,15 @@
 A ``CaseData`` names one patient, their label and where their preprocessed arrays are;
 ``load()`` returns the ``CaseArrays`` (memoised per process, so a fold loop reads each file
 once). In-memory cases (a new patient in ``chmfl predict``) carry their arrays directly.
+``features`` is the case's row of the cache's full-contour feature table (``data.features``),
+when the cache carries one.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,8 @@ class CaseData:
     label: int | None
     path: Path | None = None
     arrays: CaseArrays | None = None
+    features: Mapping[str, float] | None = field(default=None, compare=False, hash=False, repr=False)
+    feature_source: str | None = None  # which table ``features`` come from ("contour:<params hash>")
 
     def load(self) -> CaseArrays:
         if self.arrays is not None:
@@ -61,15 +65,22 @@ def load_manifest(cache_dir: str | Path) -> pd.DataFrame:
 
 
 def load_cases(cache_dir: str | Path, include_excluded: bool = False) -> list[CaseData]:
-    """The cohort of a prepared cache: included patients (dm 0/1) unless asked otherwise."""
+    """The cohort of a prepared cache: included patients (dm 0/1) unless asked otherwise; each
+    with its row of ``CACHE/features.csv`` when the cache carries that table."""
+    from chmfl.data.features import cache_features
+
     cache_dir = Path(cache_dir)
     df = load_manifest(cache_dir)
+    table, source = cache_features(cache_dir) or ({}, None)
     cases = []
     for row in df.itertuples(index=False):
         dm = None if pd.isna(row.dm) else int(row.dm)
         if dm is None and not include_excluded:
             continue
-        cases.append(CaseData(str(row.patient_id), dm, cache_dir / str(row.path)))
+        pid = str(row.patient_id)
+        feats = table.get(pid)
+        cases.append(CaseData(pid, dm, cache_dir / str(row.path), features=feats,
+                              feature_source=source if feats is not None else None))
     if not cases:
         raise ChmflError(f"no included patients in {cache_dir / 'manifest.csv'}")
     return cases

@@ -143,17 +143,31 @@ class ForestArrays:
 
 
 # --- the floor: SUVmax and volume ---------------------------------------------------------------
-def suvmax_volume(cases: Sequence[CaseData]) -> np.ndarray:
-    """(n, 2): PET SUVmax inside the contour and log(tumour volume in mL); NaN where the
-    contour is empty."""
+FLOOR_COLUMNS = ("suvmax", "log_volume_ml")
+
+
+def suvmax_volume(cases: Sequence[CaseData]) -> pd.DataFrame:
+    """(n, 2) table: PET SUVmax inside the contour and log(tumour volume in mL); NaN where the
+    contour is empty. From the cases' full-contour table when they carry one (IBSI ``stat_max`` of
+    the PET in GTV_Mass_PET, ``morph_volume`` of GTV_Mass_CT), else from the box arrays (which
+    truncate large tumours). ``attrs["source"]`` says which."""
+    from chmfl.radiomics.table import BOX_SOURCE, feature_source
+
+    source = feature_source(cases)
     out = np.full((len(cases), 2), np.nan)
     for i, c in enumerate(cases):
+        if source != BOX_SOURCE:
+            f = c.features
+            out[i] = f.get("pet_stat_max", np.nan), np.log(f.get("ct_morph_volume", np.nan) / 1000.0)
+            continue
         a = c.load()
         inside = a.mask > 0
         if inside.any():
             out[i, 0] = float(a.pet_suv[inside].max())
             out[i, 1] = math.log(inside.sum() * float(np.prod(a.spacing)) / 1000.0)
-    return out
+    table = pd.DataFrame(out, columns=list(FLOOR_COLUMNS), index=[c.patient_id for c in cases])
+    table.attrs["source"] = source
+    return table
 
 
 class SuvmaxVolume(Method):
@@ -175,15 +189,14 @@ class SuvmaxVolume(Method):
 
     def _standardised(self, cases: Sequence[CaseData]) -> np.ndarray:
         require_masks(cases, self.name)
-        table = pd.DataFrame(suvmax_volume(cases), columns=["suvmax", "log_volume_ml"])
-        return self.transform_.apply(table)
+        return self.transform_.apply(suvmax_volume(cases))
 
     def fit(self, cases: Sequence[CaseData]) -> SuvmaxVolume:
         from sklearn.linear_model import LogisticRegression
 
         y = labels_of(cases)
         require_masks(cases, self.name)
-        table = pd.DataFrame(suvmax_volume(cases), columns=["suvmax", "log_volume_ml"])
+        table = suvmax_volume(cases)
         self.transform_ = fit_feature_transform(table)
         lr = LogisticRegression(C=self.C, class_weight="balanced", random_state=self.seed)
         lr.fit(self.transform_.apply(table), y)

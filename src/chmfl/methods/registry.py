@@ -60,7 +60,8 @@ METHODS: dict[str, MethodInfo] = {
     # --- segmentation comparator (Table SIV) ---
     "vnet": MethodInfo(_NEURAL, "V-Net (MONAI) tumour segmentation; DM probability from its predicted tumour's volume and SUVmax", {"model": "vnet"}, "SIV"),
     # --- beyond the paper: the floor every table should show ---
-    "suvmax-volume": MethodInfo("chmfl.methods.classical:SuvmaxVolume", "Floor: PET SUVmax and tumour volume inside the contour, logistic regression", {}, "-"),
+    "suvmax-volume": MethodInfo("chmfl.methods.classical:SuvmaxVolume", "Floor: PET SUVmax and tumour volume inside the contour (full-contour table when the cache has one), logistic regression", {}, "-"),
+    "suvmax-mtv": MethodInfo("chmfl.methods.mtv:SuvmaxMTV", "Annotation-free floor: SUVmax and metabolic tumour volume (>= 40 % SUVmax, connected to the hottest voxel of the box; no contour), logistic regression", {}, "-"),
 }
 
 

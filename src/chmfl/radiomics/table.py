@@ -1,5 +1,11 @@
 """Per-patient handcrafted feature vectors and the cohort table, memoised.
 
+Cases that carry a full-contour feature table (``CaseData.features``, from ``CACHE/features.csv``
+written by ``chmfl features`` / ``chmfl data prepare``) are read from it: IBSI features of the
+whole contour, CT and PET each on its own grid. Otherwise the features are computed from the
+box arrays (``case_features``), which truncate large tumours. ``table.attrs["source"]`` says
+which ("contour:<params hash>" or "box") so that methods can record it.
+
 Several methods (hc-rf, mor-3dcnn, 3dmcl) need the same features in every fold and repeat, so
 ``feature_table`` extracts each patient once per process (memo keyed by cache file, its mtime
 and the settings hash) and, given ``cache_dir``, once per machine (one JSON per patient).
@@ -17,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from chmfl.data.cases import CaseData
+from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
 from chmfl.preprocess.cache_format import CaseArrays
 from chmfl.radiomics.extract import extract_features, params_hash
@@ -74,9 +81,34 @@ def _compute(case: CaseData) -> dict[str, float]:
     return case_features(case.load())
 
 
+BOX_SOURCE = "box"
+
+
+def feature_source(cases: Sequence[CaseData]) -> str:
+    """Where ``feature_table(cases)`` takes its features from: the cases' full-contour table
+    ("contour:<params hash>", the same for all) or "box" (none carries one)."""
+    sources = {c.feature_source if c.features is not None else BOX_SOURCE for c in cases}
+    if len(sources) > 1:
+        missing = [c.patient_id for c in cases if c.features is None][:5]
+        raise ChmflError(f"cases mix feature tables {sorted(map(str, sources))}: patients without a full-contour "
+                         f"row: {', '.join(missing) or 'none'} (re-run 'chmfl features' for the whole cohort)")
+    return sources.pop() if sources else BOX_SOURCE
+
+
+def contour_table(cases: Sequence[CaseData]) -> pd.DataFrame:
+    """The cases' full-contour rows as one table (index ``patient_id``; NaN where absent)."""
+    table = pd.DataFrame([dict(c.features) for c in cases],
+                         index=pd.Index([c.patient_id for c in cases], name="patient_id")).astype(float)
+    table.attrs["source"] = feature_source(cases)
+    return table
+
+
 def feature_table(cases: Sequence[CaseData], n_jobs: int = 1, cache_dir: str | Path | None = None) -> pd.DataFrame:
     """One row per case (index ``patient_id``), one column per feature; NaN where a
-    contour was too small. Extracts only what neither memo holds, ``n_jobs`` at a time."""
+    contour was too small. Full-contour rows when the cases carry them; else extracted from the
+    box arrays, only what neither memo holds, ``n_jobs`` at a time."""
+    if feature_source(cases) != BOX_SOURCE:
+        return contour_table(cases)
     keys = [case_key(c) for c in cases]
     todo = []
     for case, key in zip(cases, keys):
@@ -94,8 +126,9 @@ def feature_table(cases: Sequence[CaseData], n_jobs: int = 1, cache_dir: str | P
             if cache_dir:
                 _write_disk(_disk_path(Path(cache_dir), case, key), case, feats)
     rows = [_MEMO[k] for k in keys]
-    table = pd.DataFrame(rows, index=pd.Index([c.patient_id for c in cases], name="patient_id"))
-    return table.astype(float)
+    table = pd.DataFrame(rows, index=pd.Index([c.patient_id for c in cases], name="patient_id")).astype(float)
+    table.attrs["source"] = BOX_SOURCE
+    return table
 
 
 def _run(cases: list[CaseData], n_jobs: int) -> list[dict[str, float]]:

@@ -3,7 +3,9 @@
 Steps, all with training statistics: non-finite -> NaN -> training median; drop all-NaN and
 near-constant columns; optionally drop highly correlated columns and keep ``k`` of the rest
 (top univariate AUC, or Vallieres' gain-equation forward selection); standardise. Stored as
-plain JSON (``to_dict`` / ``from_dict``) so a model folder holds no pickles.
+plain JSON (``to_dict`` / ``from_dict``) so a model folder holds no pickles. ``source`` records
+which feature table the transform was fitted on (``table.attrs["source"]``: the full-contour
+table "contour:<params hash>" or the box features "box"); ``apply`` refuses a table from another.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class FeatureTransform:
     medians: tuple[float, ...]
     means: tuple[float, ...]
     stds: tuple[float, ...]
+    source: str = ""  # the feature table fitted on ("" when not known, e.g. a hand-built table)
 
     @property
     def n_out(self) -> int:
@@ -42,18 +45,22 @@ class FeatureTransform:
 
     def apply(self, table: pd.DataFrame) -> np.ndarray:
         """(n_cases, len(kept)) float64; columns absent from ``table`` count as missing."""
+        given = table.attrs.get("source", "")
+        if self.source and given and given != self.source:
+            raise ChmflError(f"features fitted on the {self.source} table cannot be applied to the {given} "
+                             "table (give the cases the same feature table, e.g. the cache's features.csv)")
         X = table.reindex(columns=list(self.kept)).to_numpy(dtype=float, copy=True)
         X[~np.isfinite(X)] = np.nan
         X = np.where(np.isnan(X), np.asarray(self.medians), X)
         return (X - np.asarray(self.means)) / np.asarray(self.stds)
 
     def to_dict(self) -> dict:
-        return {k: list(v) for k, v in asdict(self).items()}
+        return {k: (v if isinstance(v, str) else list(v)) for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureTransform:
         try:
-            return cls(*(tuple(d[k]) for k in ("kept", "medians", "means", "stds")))
+            return cls(*(tuple(d[k]) for k in ("kept", "medians", "means", "stds")), source=str(d.get("source", "")))
         except KeyError as err:
             raise ChmflError(f"feature transform is missing {err.args[0]!r}") from None
 
@@ -100,4 +107,5 @@ def fit_feature_transform(train_table: pd.DataFrame, labels: Sequence[int] | Non
         medians=tuple(float(v) for v in med[keep]),
         means=tuple(float(v) for v in Xk.mean(axis=0)),
         stds=tuple(float(v) for v in std),
+        source=str(train_table.attrs.get("source", "")),
     )
