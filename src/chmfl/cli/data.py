@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--skip-bad", action="store_true",
                    help="list a failing patient as excluded and go on (default: stop, write nothing)")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.add_argument("--features-params", help="parameter file of the full-contour feature table CACHE/features.csv "
+                   "(default: the IBSI validation configuration; see 'chmfl features')")
+    q.add_argument("--no-features", action="store_true",
+                   help="skip the full-contour feature table (hc-rf, mor-3dcnn, 3dmcl, suvmax-volume then use the box)")
     q.set_defaults(func=run_prepare)
 
     f = data.add_parser("fetch", help="get the public STS cohort and clinical sheet (checksums verified)")
@@ -42,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", required=True, help="e.g. src/chmfl/demo_data")
     b.add_argument("--workers", type=int, default=1)
     b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--features-cache", help="per-patient cache of the feature table (default: a temporary folder)")
     b.set_defaults(func=run_bundle)
 
 
@@ -66,7 +72,28 @@ def run_prepare(args: argparse.Namespace) -> int:
     print(_summary(result))
     for pid, err in result.failed.items():
         print(f"skipped {pid}: {err}")
+    if not args.no_features:
+        _features(args.source, result, args.clinical, args.features_params, args.workers, args.layout,
+                  Path(args.out) / "features_cache")
     return 0
+
+
+def _features(source, result, clinical, params, workers: int, layout, cache: Path, names_only: bool = False) -> None:
+    """The full-contour table of the prepared patients that have a contour, into CACHE/features.csv
+    (``names_only``: record the source and clinical file by name, not path, as the bundle does)."""
+    from chmfl.data.features import FEATURES_FILE
+    from chmfl.radiomics.features_run import compute_features
+
+    df = result.manifest
+    have = df[df["path"].notna() & df["mask_volume_ml"].notna()]["patient_id"].astype(str).tolist()
+    res = compute_features(source, result.cache_dir / FEATURES_FILE, clinical, params, workers=workers,
+                           cache=cache, layout=layout, patients=have)
+    if names_only:
+        from chmfl.radiomics.features_run import strip_paths
+
+        strip_paths(res.out)
+    print(f"features: {len(have)} patients, {len(res.computed)} computed, {len(res.reused)} reused in "
+          f"{res.seconds:.1f} s -> {res.out} (params {res.params_hash})")
 
 
 def run_fetch(args: argparse.Namespace) -> int:
@@ -82,6 +109,11 @@ def run_bundle(args: argparse.Namespace) -> int:
 
     result = make_bundle(args.source, args.clinical, args.out, workers=args.workers,
                          progress=not args.no_progress)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(args.features_cache) if args.features_cache else Path(tmp)
+        _features(args.source, result, args.clinical, None, args.workers, "ibsi", cache, names_only=True)
     size = sum(p.stat().st_size for p in result.cache_dir.rglob("*") if p.is_file())
     print(f"{_summary(result)} ({size / 1e6:.1f} MB)")
     return 0

@@ -17,6 +17,7 @@ import concurrent.futures as cf
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,9 +131,10 @@ def compute_features(
     workers: int = 1,
     cache: str | Path | None = None,
     layout: str | None = None,
+    patients: Sequence[str] | None = None,
 ) -> FeaturesResult:
     """Full-contour features of every patient of ``source`` (any layout ``chmfl data prepare``
-    reads) into the long CSV ``out`` (see the module docstring)."""
+    reads; only ``patients`` when given) into the long CSV ``out`` (see the module docstring)."""
     from chmfl.preprocess.prepare import load_cohort, source_fingerprint
 
     start = time.perf_counter()
@@ -141,6 +143,9 @@ def compute_features(
     if out.suffix.lower() != ".csv":
         raise ChmflError(f"--out must name a .csv file, got {out}")
     cases, layout, clinical_path = load_cohort(source, clinical, layout)
+    if patients is not None:
+        wanted = set(patients)
+        cases = [c for c in cases if c.patient_id in wanted]
     folder = (Path(cache) if cache else out.parent / CACHE_NAME) / settings.hash()
     rows_by_pid, todo = {}, []
     for case in cases:
@@ -158,3 +163,15 @@ def compute_features(
     _write(out, table, settings, info)
     return FeaturesResult(out, table, settings.hash(), [c.patient_id for c, _ in todo], reused,
                           time.perf_counter() - start)
+
+
+def strip_paths(out: str | Path) -> None:
+    """Keep machine-local paths out of a shipped table: its parameter file records the source and
+    clinical file by name only (``chmfl data bundle``)."""
+    path = params_file_path(out)
+    doc = yaml.safe_load(path.read_text())
+    for key in ("source", "clinical"):
+        if doc.get(key):
+            doc[key] = Path(str(doc[key])).name
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(doc, sort_keys=False))
