@@ -108,6 +108,8 @@ def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cas
             "n_patients": len(cases), "n_dm": sum(c.label == 1 for c in cases),
             "n_no_dm": sum(c.label == 0 for c in cases),
             "excluded": {str(r.patient_id): str(r.exclusion) for r in excluded.itertuples()},
+            # the handcrafted-feature table the methods read: the cache's full-contour one, or the box
+            "features": sorted({c.feature_source or "box" for c in cases}),
         },
         "hardware": hardware(), "versions": versions(), **extra,
     }
