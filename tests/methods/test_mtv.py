@@ -6,12 +6,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-from synthetic import make_cases
 
 from chmfl.data.cases import CaseData
 from chmfl.methods.mtv import SuvmaxMTV, suvmax_mtv, suvmax_mtv_of
 from chmfl.methods.registry import create, load_method
 from chmfl.methods.spec import MethodRun
+from synthetic import make_cases
 
 
 def test_mtv_counts_the_region_connected_to_the_hottest_voxel():

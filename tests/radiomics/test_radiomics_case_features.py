@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from synthetic import make_cases, write_cache
 
 from chmfl.data.cases import load_cases
 from chmfl.errors import ChmflError
 from chmfl.methods.classical import suvmax_volume
 from chmfl.radiomics.table import feature_table
 from chmfl.radiomics.transform import fit_feature_transform
+from synthetic import make_cases, write_cache
 
 
 def _with_features(cases, source="contour:abc"):

@@ -13,8 +13,8 @@ from chmfl.cli.main import main
 from chmfl.errors import ChmflError
 from chmfl.io.volume import Volume
 from chmfl.radiomics.contour import InterpConfig, ibsi_grid, ibsi_resample, load_contour_params
-from chmfl.radiomics.ibsi import IBSI_TAGS
 from chmfl.radiomics.features_run import compute_features, params_file_path
+from chmfl.radiomics.ibsi import IBSI_TAGS
 
 IBSI_MIN = {"stat_min", "stat_mean", "stat_median", "stat_max", "morph_volume", "morph_vol_approx"}
 

@@ -62,8 +62,9 @@ class ContourParams:
 
     def hash(self) -> str:
         """16 hex digits: the settings, this module's version, chmfl, pyradiomics and SimpleITK."""
-        import radiomics
         import SimpleITK as sitk
+
+        import radiomics
 
         text = json.dumps([self.to_dict(), CONTOUR_FEATURES_VERSION, __version__, radiomics.__version__,
                            sitk.Version_VersionString()], sort_keys=True, default=str)
@@ -85,9 +86,8 @@ def _interp(data: Any, where: str) -> InterpConfig:
 
 def _check_pyradiomics(settings: Any, where: str) -> dict[str, Any]:
     """Let pyradiomics' own schema judge ``settings``; its complaint becomes one line."""
-    from radiomics import featureextractor
-
     from chmfl.radiomics.extract import quiet_pyradiomics
+    from radiomics import featureextractor
 
     if not isinstance(settings, dict):
         raise ChmflError(f"{where}: expected a pyradiomics parameter mapping, got {type(settings).__name__}")
