@@ -18,6 +18,7 @@ from chmfl.errors import ChmflError
 from chmfl.preprocess.cache_format import load_case
 from chmfl.preprocess.config import PrepareConfig
 from chmfl.preprocess.prepare import prepare_cohort
+from chmfl.radiomics.contour import load_contour_params
 
 CONFIG = PrepareConfig(voxel_mm=4.0)
 REAL = ("STS_012", "STS_019", "STS_051")  # small patients: DM, no DM, excluded (recurrence)
@@ -108,7 +109,9 @@ def test_cli_prepare_and_errors(cohort, tmp_path, capsys):
     out = tmp_path / "cache"
     assert main(["data", "prepare", str(cohort), "--out", str(out), "--voxel-mm", "4", "--no-progress",
                  "--intensity", "window"]) == 0
-    assert "3 patients: 1 DM, 1 no DM, 1 excluded" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "3 patients: 1 DM, 1 no DM, 1 excluded" in printed and "features: 3 patients" in printed
+    assert {c.feature_source for c in load_cases(out)} == {f"contour:{load_contour_params().hash()}"}
     (tmp_path / "empty").mkdir()
     assert main(["data", "prepare", str(tmp_path / "empty"), "--out", str(tmp_path / "c2")]) == 2
     err = capsys.readouterr().err
@@ -142,3 +145,7 @@ def test_real_patients_end_to_end(real_source, clinical_xlsx, tmp_path, capsys):
         assert -200 < np.median(a.ct_hu[inside]) < 200  # soft tissue
         centre = np.asarray(a.volume("mask").index_to_physical(np.argwhere(inside).mean(0)))
         assert np.linalg.norm(centre - np.asarray(a.center)) < 2.0
+        # the full-contour feature table written with the cache: the whole contour, not the box
+        assert c.feature_source.startswith("contour:") and c.features["ct_morph_volume"] > 0
+        assert c.features["ct_morph_vol_approx"] / 1000 == pytest.approx(a.meta["mask_volume_ml"], rel=0.05)
+    assert (out / "features.csv").is_file() and (out / "features.params.yaml").is_file()
