@@ -38,6 +38,19 @@ def test_bundle_content():
     assert size < 8e6
 
 
+def test_bundle_carries_the_full_contour_table():
+    """features.csv: IBSI features of the whole contour of all 51 patients (chmfl features on the raw DICOM)."""
+    long = pd.read_csv(BUNDLE / "features.csv", dtype={"patient_id": str})
+    assert long["patient_id"].nunique() == 51 and set(long["modality"]) == {"CT", "PET"}
+    doc = yaml.safe_load((BUNDLE / "features.params.yaml").read_text())
+    assert "/" not in doc["source"] and doc["interpolation"]["pet"]["voxel_mm"] == 3.0
+    cases = load_cases(BUNDLE)
+    assert {c.feature_source for c in cases} == {f"contour:{doc['params_hash']}"}
+    big = next(c for c in cases if c.patient_id == "STS_013")  # the box keeps 67 % of this tumour
+    inside = big.load().mask.sum() * 64.0
+    assert big.features["ct_morph_vol_approx"] > 1.4 * inside
+
+
 def test_bundle_matches_a_fresh_prepare(sts_dir, clinical_xlsx, tmp_path):
     src = tmp_path / "src"
     for pid in PATIENTS:
