@@ -63,25 +63,28 @@ def _entry(cache: Path, case: Case, fingerprint: str) -> list[tuple[str, str, fl
     return [(m, f, math.nan if v is None else float(v)) for m, f, v in doc["rows"]]
 
 
-def _store(cache: Path, case: Case, fingerprint: str, rows: list[tuple[str, str, float]]) -> None:
+def _store(cache: Path, case: Case, fingerprint: str, rows: list[tuple[str, str, float]], cpu_s: float) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     clean = [(m, f, v if math.isfinite(v) else None) for m, f, v in rows]
-    doc = {"patient_id": case.patient_id, "source_fingerprint": fingerprint, "rows": clean}
+    doc = {"patient_id": case.patient_id, "source_fingerprint": fingerprint, "cpu_seconds": round(cpu_s, 2),
+           "rows": clean}
     with atomic_path(cache / f"{case.patient_id}.json") as tmp:
         Path(tmp).write_text(json.dumps(doc))
 
 
-def _one(case: Case, params: ContourParams) -> tuple[list | None, str]:
-    """``patient_features`` with every error as one line naming the patient (for the pool)."""
+def _one(case: Case, params: ContourParams) -> tuple[list | None, str, float]:
+    """``patient_features`` with every error as one line naming the patient (for the pool),
+    and the CPU seconds it took."""
+    start = time.process_time()
     try:
-        return patient_features(case, params), ""
+        return patient_features(case, params), "", time.process_time() - start
     except ChmflError as exc:
         message = str(exc)
     except Exception as exc:  # report, never crash the pool
         first = str(exc).splitlines()[0] if str(exc) else ""
         message = f"{type(exc).__name__}: {first}"
     prefix = f"patient {case.patient_id}"
-    return None, message if message.startswith(prefix) else f"{prefix}: {message}"
+    return None, message if message.startswith(prefix) else f"{prefix}: {message}", 0.0
 
 
 def _run(todo: list[tuple[Case, str]], params: ContourParams, cache: Path, workers: int) -> dict[str, list]:
@@ -89,10 +92,10 @@ def _run(todo: list[tuple[Case, str]], params: ContourParams, cache: Path, worke
     failure cancels the rest and raises."""
     done: dict[str, list] = {}
 
-    def finish(case: Case, fp: str, rows, err: str) -> None:
+    def finish(case: Case, fp: str, rows, err: str, cpu_s: float) -> None:
         if err:
             raise ChmflError(err)
-        _store(cache, case, fp, rows)
+        _store(cache, case, fp, rows, cpu_s)
         done[case.patient_id] = rows
 
     if workers <= 1 or len(todo) <= 1:
