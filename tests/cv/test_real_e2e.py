@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pandas as pd
 import pytest
+import yaml
 
 from chmfl.cv.experiment import Experiment, MethodRun
 from chmfl.cv.runner import RunOptions, run_experiment
@@ -26,6 +28,8 @@ def real_cache(tmp_path_factory):
         shutil.copy(src / rel, root / rel)
     pick.to_csv(root / "manifest.csv", index=False)
     shutil.copy(src / "prepare_config.yaml", root / "prepare_config.yaml")
+    for name in ("features.csv", "features.params.yaml"):  # the full-contour feature table
+        shutil.copy(src / name, root / name)
     return root
 
 
@@ -41,6 +45,12 @@ def test_two_folds_one_epoch_then_report(real_cache, tmp_path):
     metrics = pd.read_csv(out / "metrics.csv", dtype={"fold": str})
     pooled = metrics[(metrics["fold"] == "all") & (metrics["metric"] == "auc")].set_index("method")["value"]
     assert pooled["suvmax-volume"] > 0.5  # SUVmax and volume carry signal on the real patients
+    # hc-rf and the floor read the full-contour table, and the results say so
+    source = yaml.safe_load((out / "config.yaml").read_text())["data"]["features"]
+    assert len(source) == 1 and source[0].startswith("contour:")
+    for method in ("hc-rf", "suvmax-volume"):
+        cfg = json.loads((out / method / "repeat_0" / "fold_0" / "model" / "config.json").read_text())
+        assert cfg["state"]["transform"]["source"] == source[0]
     assert {"dsc", "jaccard"} <= set(metrics.loc[metrics["method"] == "chmfl[tiny]", "metric"])
 
     from chmfl.report import build_report
