@@ -157,3 +157,11 @@ def test_default_grids_are_the_ibsi_validation_ones(tmp_path):
     df = compute_features(root, tmp_path / "f.csv").table.set_index(["modality", "feature"])["value"]
     assert df["CT", "stat_max"] == np.round(df["CT", "stat_max"])  # CT rounded to 1 HU after interpolation
     assert df["PET", "morph_vol_approx"] % 27.0 == pytest.approx(0.0, abs=1e-6)  # 3 mm voxels
+
+
+def test_shipped_box_settings_file_loads():
+    from chmfl.radiomics.contour import default_params_path
+
+    p = load_contour_params(default_params_path().with_name("params_contour_4mm.yaml"))
+    assert p.interpolation["ct"] == InterpConfig(4.0, "linear", None, 0.5)
+    assert p.pyradiomics["ct"]["setting"]["binWidth"] == 25 and p.hash() != load_contour_params().hash()
