@@ -25,6 +25,7 @@ def test_bundle_content():
     assert len(df) == 51
     assert ((df.dm == 1).sum(), (df.dm == 0).sum(), df.dm.isna().sum()) == (24, 24, 3)
     assert (df.lung_mets == 1).sum() == 19
+    assert df.dmfs_days.notna().sum() == 51 and (df.dmfs_event == 1).sum() == 24  # DM-free survival
     doc = yaml.safe_load((BUNDLE / "prepare_config.yaml").read_text())
     assert doc["config_hash"] == BUNDLE_CONFIG.hash() and "/" not in doc["source"]
     licence = (BUNDLE / "LICENSE.txt").read_text()
@@ -63,5 +64,20 @@ def test_bundle_matches_a_fresh_prepare(sts_dir, clinical_xlsx, tmp_path):
         for key in ("ct", "pet", "ct_hu", "pet_suv", "mask"):
             np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=f"{row.patient_id} {key}")
         assert a.origin == b.origin and a.spacing == b.spacing
-        want, got = row.dm, bundled.loc[row.patient_id, "dm"]
-        assert (pd.isna(want) and pd.isna(got)) or int(want) == int(got)
+        for col in ("dm", "dmfs_days", "dmfs_event", "followup_days", "age_years", "histology_group"):
+            want, got = getattr(row, col), bundled.loc[row.patient_id, col]
+            assert (pd.isna(want) and pd.isna(got)) or want == got, (row.patient_id, col)
+
+
+def test_bundle_survival_cohort_and_horizon_labels():
+    from chmfl.data.cases import load_horizon_cases
+
+    cases = load_cases(BUNDLE, endpoint="dm-free-survival")
+    assert len(cases) == 51 and sum(c.event for c in cases) == 24
+    assert all(c.label == c.event and c.time_days > 0 and c.covariates is not None for c in cases)
+    binary = {c.patient_id: c for c in load_cases(BUNDLE)}
+    assert all(binary[c.patient_id].label == c.event for c in cases if c.patient_id in binary)
+    kept, counts = load_horizon_cases(BUNDLE, 730)
+    assert (counts["dm"], counts["no_dm"], counts["unknown"]) == (23, 16, 9) and len(kept) == 39
+    assert "STS_002" in counts["unknown_ids"]  # no DM, followed 486 days from PET
+    assert {c.patient_id: c.label for c in kept}["STS_026"] == 0  # DM at 1192 days: free at 2 years

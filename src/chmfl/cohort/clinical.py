@@ -11,8 +11,11 @@ Two inputs are accepted:
 
 Label rules (``Outcome (recurrence, mets)``): any "Mets – <site>" is a distant metastasis
 (dm = 1); "--" is no event (dm = 0); "Recurrence – local/regional" without metastasis is
-excluded (dm = None), as the paper did. Only outcome columns are read: names, birth dates,
-age, sex and addresses never enter a ``ClinicalRecord``.
+excluded (dm = None), as the paper did. Besides the outcome columns, the scan offsets
+(diagnosis to MRI, MRI to PET: the origin of the DM-free survival endpoint, ``cohort.endpoint``)
+and three clinical covariates are read: age in years (capped at 90, the HIPAA safe-harbour
+limit), grade and MSKCC histology type. Names, birth dates, sex and addresses never enter a
+``ClinicalRecord``.
 """
 
 from __future__ import annotations
@@ -36,11 +39,18 @@ _SHEET_COLUMNS = {
     "time - diagnosis to outcome (days)": "days_to_outcome",
     "status (ned, awd, d)": "status",
     "time - diagnosis to last follow-up (days)": "days_to_last_followup",
+    "time - diagnosis to mri scan (days)": "days_diagnosis_to_mri",
+    "time - mri scan to pet scan (days)": "days_mri_to_pet",
+    "age": "age_years",
+    "grade": "grade",
+    "mskcc type": "mskcc_type",
 }
+AGE_CAP = 90.0  # ages above 89 are identifying (HIPAA safe harbour): recorded as 90
 _SHEET_REQUIRED = ("patient_id", "outcome")
 _CSV_OPTIONAL = (
     "exclusion", "lung_mets", "event", "time_days", "days_to_outcome",
-    "days_to_last_followup", "status", "outcome",
+    "days_to_last_followup", "status", "outcome", "days_diagnosis_to_mri", "days_mri_to_pet",
+    "age_years", "grade", "mskcc_type",
 )
 
 
@@ -58,6 +68,11 @@ class ClinicalRecord:
     days_to_outcome: float | None = None
     days_to_last_followup: float | None = None
     status: str = ""  # NED / AWD / D at last follow-up
+    days_diagnosis_to_mri: float | None = None  # negative: MRI before the biopsy
+    days_mri_to_pet: float | None = None  # negative: PET before the MRI
+    age_years: float | None = None  # at diagnosis, capped at AGE_CAP
+    grade: str = ""  # "low" / "intermediate" / "high"; "" when not recorded
+    mskcc_type: str = ""  # the sheet's MSKCC histology type, as written
 
     def as_row(self) -> dict:
         """The manifest columns of this record."""
@@ -66,6 +81,9 @@ class ClinicalRecord:
             "lung_mets": self.lung_mets, "event": self.event, "time_days": self.time_days,
             "days_to_outcome": self.days_to_outcome,
             "days_to_last_followup": self.days_to_last_followup, "status": self.status,
+            "days_diagnosis_to_mri": self.days_diagnosis_to_mri,
+            "days_mri_to_pet": self.days_mri_to_pet, "age_years": self.age_years,
+            "grade": self.grade, "mskcc_type": self.mskcc_type,
         }
 
 
@@ -89,6 +107,19 @@ def _number(value: object) -> float | None:
     except ValueError:
         return None
     return None if math.isnan(out) else out
+
+
+def _age(value: object) -> float | None:
+    age = _number(value)
+    return None if age is None else min(age, AGE_CAP)
+
+
+def _text(value: object) -> str:
+    """A cell as stripped text; "" for empty, NaN, '--' and 'N/A'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    s = str(value).strip()
+    return "" if _norm(s) in ("", "nan", "--", "-", "n/a") else s
 
 
 def _binary(value: object, what: str, source: Path) -> int | None:
@@ -184,11 +215,22 @@ def read_sts_sheet(path: str | Path) -> dict[str, ClinicalRecord]:
             lung_mets=lung.get(pid, int(outcome == "mets-lungs") if outcome else None),
             event=event, time_days=to_outcome if event else to_followup,
             days_to_outcome=to_outcome, days_to_last_followup=to_followup,
-            status=status,
+            status=status, **_times_and_covariates(row),
         )
     if not records:
         raise ChmflError(f"clinical sheet {path} has no patient rows")
     return records
+
+
+def _times_and_covariates(row) -> dict:
+    """The scan offsets and covariates of one sheet or CSV row (absent columns: empty)."""
+    return {
+        "days_diagnosis_to_mri": _number(row.get("days_diagnosis_to_mri")),
+        "days_mri_to_pet": _number(row.get("days_mri_to_pet")),
+        "age_years": _age(row.get("age_years")),
+        "grade": _text(row.get("grade")).lower(),
+        "mskcc_type": _text(row.get("mskcc_type")),
+    }
 
 
 def read_labels_csv(path: str | Path) -> dict[str, ClinicalRecord]:
@@ -218,7 +260,7 @@ def read_labels_csv(path: str | Path) -> dict[str, ClinicalRecord]:
             time_days=_number(extra["time_days"]),
             days_to_outcome=_number(extra["days_to_outcome"]),
             days_to_last_followup=_number(extra["days_to_last_followup"]),
-            status=extra["status"].strip(),
+            status=extra["status"].strip(), **_times_and_covariates(extra),
         )
     if not records:
         raise ChmflError(f"labels CSV {path} has no patient rows")

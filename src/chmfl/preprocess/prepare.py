@@ -30,6 +30,7 @@ from tqdm import tqdm
 from chmfl import __version__
 from chmfl.cohort.case import Case
 from chmfl.cohort.clinical import read_clinical
+from chmfl.cohort.endpoint import covariate_row, dm_free_survival
 from chmfl.cohort.layouts import attach_labels, default_clinical, detect_layout, find_cases
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
@@ -38,13 +39,17 @@ from chmfl.preprocess.config import PrepareConfig
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = (
-    "patient_id", "dm", "exclusion", "outcome", "lung_mets", "event", "time_days",
-    "days_to_outcome", "days_to_last_followup", "status", "path", "center_method",
-    "pad_fraction_ct", "pad_fraction_pet", "mask_volume_ml", "mask_fraction_in_box",
+_STAT_KEYS = (
+    "center_method", "pad_fraction_ct", "pad_fraction_pet", "mask_volume_ml", "mask_fraction_in_box",
     "hotspot_error_mm", "hotspot_tumour_fraction", "hotspot_box_holds_tumour",
 )
-_STAT_KEYS = MANIFEST_COLUMNS[11:]
+# labels, the DM-free survival endpoint (cohort.endpoint), covariates, the case file, its stats
+MANIFEST_COLUMNS = (
+    "patient_id", "dm", "exclusion", "outcome", "lung_mets", "event", "time_days",
+    "days_to_outcome", "days_to_last_followup", "status", "pet_offset_days", "dmfs_days",
+    "dmfs_event", "followup_days", "age_years", "grade", "mskcc_type", "histology_group",
+    "path", *_STAT_KEYS,
+)
 
 
 @dataclass
@@ -112,7 +117,8 @@ def _run_one(case: Case, config: PrepareConfig, target: Path, fingerprint: str,
 
 def _manifest_row(case: Case, meta: dict | None, rel: str, error: str) -> dict:
     labels = case.labels.as_row() if case.labels else {}
-    row = {"patient_id": case.patient_id, **labels, "path": rel if meta else None}
+    row = {"patient_id": case.patient_id, **labels, **dm_free_survival(case.labels).as_row(),
+           **covariate_row(case.labels), "path": rel if meta else None}
     if error:
         row.update(dm=None, exclusion=f"prepare failed: {error.split(': ', 1)[-1]}")
     row.update({k: (meta or {}).get(k) for k in _STAT_KEYS})
@@ -121,7 +127,7 @@ def _manifest_row(case: Case, meta: dict | None, rel: str, error: str) -> dict:
 
 def _write_manifest(out: Path, rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows).reindex(columns=list(MANIFEST_COLUMNS))
-    for col in ("dm", "lung_mets", "event"):
+    for col in ("dm", "lung_mets", "event", "dmfs_event"):
         df[col] = pd.array(df[col], dtype="Int64")
     with atomic_path(out / "manifest.csv") as tmp:
         df.to_csv(tmp, index=False)
