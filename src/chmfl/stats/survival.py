@@ -1,0 +1,203 @@
+"""Survival metrics for the DM-free survival endpoint (scikit-survival and lifelines; no torch).
+
+Conventions: ``time`` in days from the PET scan, ``event`` True for an observed DM, ``risk``
+higher = earlier DM. Harrell's C counts ties in risk as 1/2 (sksurv
+``concordance_index_censored``, equal to lifelines' ``concordance_index`` on ``-risk``).
+Uno's C, the time-dependent (cumulative/dynamic) AUC and the Brier score weight by the
+inverse probability of censoring, the censoring distribution estimated by Kaplan-Meier on
+``censoring`` (default: the patients scored). It is not a model parameter -- it changes no
+prediction -- so the cross-validation estimates it on the whole cohort, which lets every test
+fold be scored (sksurv refuses test times beyond the estimating data's follow-up).
+Uno's C is truncated at ``TAU`` days, where the censoring distribution is still estimable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from chmfl.errors import ChmflError
+
+YEAR_DAYS = 365.25
+HORIZONS_DAYS = (365, 730, 1095)  # 1, 2 and 3 years for the time-dependent AUC and predict
+TAU = 1095.0  # truncation of Uno's C (3 years)
+BRIER_GRID = tuple(np.linspace(90.0, 1095.0, 24).round(1))  # days; the integrated Brier score's grid
+SURVIVAL_METRICS = ("c_harrell", "c_uno", *(f"auc_{d}d" for d in HORIZONS_DAYS), "ibs")
+
+
+def structured(time, event) -> np.ndarray:
+    """sksurv's structured array ``(event, time)`` after validation."""
+    from sksurv.util import Surv
+
+    t = np.asarray(time, dtype=float).ravel()
+    e = np.asarray(event).ravel()
+    if t.size == 0 or t.shape != e.shape:
+        raise ChmflError(f"survival data need equal, non-empty time ({t.size}) and event ({e.size}) arrays")
+    if not np.all(np.isfinite(t)) or np.any(t <= 0):
+        raise ChmflError("survival times must be finite and positive")
+    if not np.all(np.isin(e.astype(float), (0.0, 1.0))):
+        raise ChmflError("events must be 0 (censored) or 1 (DM)")
+    return Surv.from_arrays(e.astype(bool), t)
+
+
+def _risk(risk, n: int) -> np.ndarray:
+    r = np.asarray(risk, dtype=float).ravel()
+    if r.size != n:
+        raise ChmflError(f"{r.size} risk scores for {n} patients")
+    if not np.all(np.isfinite(r)):
+        raise ChmflError("risk scores contain NaN or infinite values")
+    return r
+
+
+def harrell_c(time, event, risk) -> float:
+    """Harrell's concordance index; NaN without a comparable pair."""
+    from sksurv.metrics import concordance_index_censored
+
+    y = structured(time, event)
+    r = _risk(risk, len(y))
+    if not y["event"].any():
+        return float("nan")
+    try:
+        return float(concordance_index_censored(y["event"], y["time"], r)[0])
+    except ZeroDivisionError:  # no comparable pair
+        return float("nan")
+
+
+def uno_c(time, event, risk, censoring: tuple | None = None, tau: float | None = TAU) -> float:
+    """Uno's IPCW concordance truncated at ``tau``; censoring KM on ``censoring`` = (time, event)."""
+    from sksurv.metrics import concordance_index_ipcw
+
+    y = structured(time, event)
+    train = y if censoring is None else structured(*censoring)
+    r = _risk(risk, len(y))
+    if not y["event"].any():
+        return float("nan")
+    tau = None if tau is None else min(float(tau), float(train["time"].max()) - 1e-9)
+    try:
+        return float(concordance_index_ipcw(train, y, r, tau=tau)[0])
+    except (ValueError, ZeroDivisionError):
+        return float("nan")
+
+
+def time_dependent_auc(time, event, risk, horizons: Sequence[float] = HORIZONS_DAYS,
+                       censoring: tuple | None = None) -> dict[float, float]:
+    """Cumulative/dynamic AUC at each horizon (days); NaN where the horizon lies outside the
+    follow-up of the patients scored or no patient has had or escaped the event by then."""
+    from sksurv.metrics import cumulative_dynamic_auc
+
+    y = structured(time, event)
+    train = y if censoring is None else structured(*censoring)
+    r = _risk(risk, len(y))
+    out = {}
+    for h in horizons:
+        cases, controls = (y["time"] <= h) & y["event"], y["time"] > h
+        if not cases.any() or not controls.any() or h >= train["time"].max():
+            out[h] = float("nan")
+            continue
+        try:
+            out[h] = float(cumulative_dynamic_auc(train, y, r, [h])[0][0])
+        except ValueError:
+            out[h] = float("nan")
+    return out
+
+
+def integrated_brier(time, event, survival: np.ndarray, grid: Sequence[float] = BRIER_GRID,
+                     censoring: tuple | None = None) -> float:
+    """Integrated Brier score of predicted DM-free probabilities ``survival`` (n, len(grid))
+    over ``grid`` (days); grid points outside the patients' follow-up are dropped."""
+    from sksurv.metrics import integrated_brier_score
+
+    y = structured(time, event)
+    train = y if censoring is None else structured(*censoring)
+    s = np.asarray(survival, dtype=float)
+    g = np.asarray(grid, dtype=float)
+    if s.shape != (len(y), len(g)):
+        raise ChmflError(f"survival predictions of shape {s.shape}, expected {(len(y), len(g))}")
+    keep = (g >= y["time"].min()) & (g < y["time"].max()) & (g < train["time"].max())
+    if keep.sum() < 2 or not np.all(np.isfinite(s[:, keep])):
+        return float("nan")
+    return float(integrated_brier_score(train, y, s[:, keep], g[keep]))
+
+
+def survival_metrics(time, event, risk, survival: np.ndarray | None = None,
+                     censoring: tuple | None = None, pooled: bool = True) -> dict[str, float]:
+    """Harrell's and Uno's C and, with ``pooled`` (a repeat's pooled test predictions), the
+    time-dependent AUC at 1, 2, 3 years and the integrated Brier score (NaN without
+    ``survival``, the probabilities on ``BRIER_GRID``). Keys follow ``SURVIVAL_METRICS``."""
+    out = {"c_harrell": harrell_c(time, event, risk), "c_uno": uno_c(time, event, risk, censoring)}
+    if pooled:
+        auc = time_dependent_auc(time, event, risk, censoring=censoring)
+        out.update({f"auc_{int(h)}d": v for h, v in auc.items()})
+        out["ibs"] = (integrated_brier(time, event, survival, censoring=censoring)
+                      if survival is not None else float("nan"))
+    return out
+
+
+def bootstrap_survival_ci(time, event, risk, metric: Callable = harrell_c, n: int = 1000,
+                          seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile (1 - alpha) bootstrap interval of ``metric(time, event, risk)`` over patients,
+    resampled within events and censored patients separately (each resample keeps the event
+    count); NaN resamples are ignored."""
+    y = structured(time, event)
+    r = _risk(risk, len(y))
+    ev, cens = np.flatnonzero(y["event"]), np.flatnonzero(~y["event"])
+    if ev.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n):
+        idx = np.concatenate([rng.choice(ev, ev.size), rng.choice(cens, cens.size) if cens.size else []]).astype(int)
+        values.append(metric(y["time"][idx], y["event"][idx], r[idx]))
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    low, high = np.quantile(v, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(low), float(high)
+
+
+def kaplan_meier(time, event) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan-Meier estimate: the distinct times and S(t) just after each."""
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    y = structured(time, event)
+    t, s = kaplan_meier_estimator(y["event"], y["time"])
+    return np.asarray(t, float), np.asarray(s, float)
+
+
+def median_followup(time, event) -> float:
+    """Median follow-up by the reverse Kaplan-Meier method (censoring as the event); inf if
+    the reverse curve never falls to one half."""
+    t, s = kaplan_meier(time, ~np.asarray(event, dtype=bool))
+    below = np.flatnonzero(s <= 0.5)
+    return float(t[below[0]]) if below.size else math.inf
+
+
+def logrank_p(time, event, group) -> float:
+    """Two-sided log-rank p-value between the groups (two or more labels); NaN with one group."""
+    from sksurv.compare import compare_survival
+
+    y = structured(time, event)
+    g = np.asarray(group).ravel()
+    if len(np.unique(g)) < 2 or not y["event"].any():
+        return float("nan")
+    return float(compare_survival(y, g)[1])
+
+
+def corrected_repeated_cv(values: np.ndarray, test_train_ratio: float, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Mean of per-fold values (repeats x folds) with the Nadeau-Bengio corrected resampled-t
+    (1 - alpha) interval: variance (1 / (R K) + n_test / n_train) * S^2, R K - 1 degrees of
+    freedom (Bouckaert & Frank 2004). NaN values are dropped; (mean, NaN, NaN) below 2 values."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(v.mean())
+    if v.size < 2:
+        return mean, float("nan"), float("nan")
+    se = math.sqrt((1.0 / v.size + test_train_ratio) * float(v.var(ddof=1)))
+    half = float(stats.t.ppf(1.0 - alpha / 2.0, v.size - 1)) * se
+    return mean, mean - half, mean + half

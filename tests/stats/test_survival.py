@@ -1,0 +1,109 @@
+"""Survival metrics against lifelines (an implementation chmfl does not use for them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lifelines import KaplanMeierFitter
+from lifelines.statistics import logrank_test
+from lifelines.utils import concordance_index
+
+from chmfl.errors import ChmflError
+from chmfl.stats.survival import (
+    bootstrap_survival_ci,
+    corrected_repeated_cv,
+    harrell_c,
+    integrated_brier,
+    kaplan_meier,
+    logrank_p,
+    median_followup,
+    survival_metrics,
+    time_dependent_auc,
+    uno_c,
+)
+
+
+def _data(n: int = 60, seed: int = 0, ties: bool = False):
+    rng = np.random.default_rng(seed)
+    risk = rng.normal(size=n)
+    t_event = rng.exponential(600.0 * np.exp(-0.8 * risk))
+    t_cens = rng.uniform(200.0, 2000.0, n)
+    time = np.minimum(t_event, t_cens).round(0) + 1.0
+    event = t_event <= t_cens
+    if ties:
+        risk = risk.round(0)
+    return time, event, risk
+
+
+@pytest.mark.parametrize(("seed", "ties"), [(0, False), (1, True), (2, False)])
+def test_harrell_c_equals_lifelines(seed, ties):
+    time, event, risk = _data(seed=seed, ties=ties)
+    # lifelines scores predicted survival times: higher = later event, so it takes -risk
+    assert harrell_c(time, event, risk) == pytest.approx(concordance_index(time, -risk, event), abs=1e-12)
+
+
+def test_harrell_c_on_a_hand_counted_example():
+    # pairs comparable: (a,b) a has the event before b's time. times 1,2,3 events 1,1,0
+    # risk 3,1,2: (1 vs 2) concordant, (1 vs 3) concordant, (2 vs 3) discordant -> 2/3
+    assert harrell_c([1, 2, 3], [1, 1, 0], [3, 1, 2]) == pytest.approx(2 / 3)
+
+
+def test_uno_c_close_to_harrell_without_censoring_and_bounds():
+    time, event, risk = _data(seed=3)
+    c = uno_c(time, event, risk)
+    assert 0.5 < c < 1.0
+    all_events = np.ones_like(event)
+    assert uno_c(time, all_events, risk, tau=None) == pytest.approx(harrell_c(time, all_events, risk), abs=1e-9)
+
+
+def test_kaplan_meier_equals_lifelines():
+    time, event, _ = _data(seed=4)
+    t, s = kaplan_meier(time, event)
+    km = KaplanMeierFitter().fit(time, event)
+    np.testing.assert_allclose(s, km.survival_function_at_times(t).to_numpy(), atol=1e-12)
+    rev = KaplanMeierFitter().fit(time, ~event)
+    assert median_followup(time, event) == pytest.approx(rev.median_survival_time_)
+
+
+def test_logrank_equals_lifelines():
+    time, event, risk = _data(seed=5)
+    high = risk > np.median(risk)
+    ref = logrank_test(time[high], time[~high], event[high], event[~high]).p_value
+    assert logrank_p(time, event, high) == pytest.approx(ref, rel=1e-9)
+    assert np.isnan(logrank_p(time, event, np.ones_like(high)))
+
+
+def test_time_dependent_auc_and_brier():
+    time, event, risk = _data(seed=6, n=120)
+    auc = time_dependent_auc(time, event, risk)
+    assert all(0.5 < v <= 1.0 for v in auc.values())
+    assert np.isnan(time_dependent_auc(time, event, risk, horizons=[1e6])[1e6])
+    grid = np.linspace(100, 900, 10)
+    perfect_ignorance = np.full((len(time), len(grid)), 0.5)
+    ibs = integrated_brier(time, event, perfect_ignorance, grid)
+    assert ibs == pytest.approx(0.25, abs=1e-9)  # (0.5 - y)^2 = 0.25 whatever y, weights sum to 1
+
+
+def test_survival_metrics_keys_and_bootstrap():
+    time, event, risk = _data(seed=7)
+    m = survival_metrics(time, event, risk)
+    assert set(m) == {"c_harrell", "c_uno", "auc_365d", "auc_730d", "auc_1095d", "ibs"} and np.isnan(m["ibs"])
+    low, high = bootstrap_survival_ci(time, event, risk, n=200)
+    assert low < m["c_harrell"] < high
+
+
+def test_corrected_repeated_cv_hand_computed():
+    values = np.array([[0.6, 0.7], [0.8, 0.7]])  # 2 repeats x 2 folds
+    mean, low, high = corrected_repeated_cv(values, test_train_ratio=8 / 40)
+    se = np.sqrt((1 / 4 + 0.2) * np.var(values, ddof=1))
+    from scipy.stats import t
+
+    assert mean == pytest.approx(0.7)
+    assert high - mean == pytest.approx(t.ppf(0.975, 3) * se)
+
+
+def test_bad_survival_input():
+    with pytest.raises(ChmflError):
+        harrell_c([1, -2], [1, 0], [0.1, 0.2])
+    with pytest.raises(ChmflError):
+        harrell_c([1, 2], [1, 2], [0.1, 0.2])
