@@ -64,3 +64,34 @@ def test_named_size_lives_with_the_network():
     m = create(MethodRun("chmfl", size="demo"))
     assert m.model_kwargs == SIZES["demo"]
     assert create(MethodRun("mask-hmfl", size="demo")).model_kwargs == {"widths": SIZES["demo"]["widths"]}
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_registered_endpoint_matches_the_declared_survival_contract(name):
+    """A method registered for DM-free survival declares predict_risk (and the registry says
+    so); a DM classifier does not."""
+    from chmfl.methods.base import SURVIVAL
+
+    cls = method_class(name)
+    assert (SURVIVAL in cls.capabilities) == (METHODS[name].endpoint == "dm-free-survival")
+    if "predict_survival" in cls.capabilities:
+        assert SURVIVAL in cls.capabilities
+
+
+def test_a_broken_survival_method_fails_when_defined():
+    ok = _cls(capabilities=frozenset({"predict_risk", "predict_survival"}),
+              predict_risk=lambda s, c: None, predict_survival=lambda s, c, t: None)
+    assert set(ok().predict_all([])) == {"risk"}  # a survival model records its risk, not P(DM)
+    with pytest.raises(TypeError, match="declares 'predict_survival' but not 'predict_risk'"):
+        _cls(capabilities=frozenset({"predict_survival"}), predict_survival=lambda s, c, t: None)
+    with pytest.raises(TypeError, match="implements 'predict_risk' but does not declare"):
+        _cls(predict_risk=lambda s, c: None)
+
+
+def test_registry_endpoint_disagreeing_with_the_class_is_refused(monkeypatch):
+    from chmfl.methods.registry import MethodInfo
+
+    monkeypatch.setitem(METHODS, "floor-as-survival",
+                        MethodInfo("chmfl.methods.classical:SuvmaxVolume", "wrong", endpoint="dm-free-survival"))
+    with pytest.raises(TypeError, match="does not declare 'predict_risk'"):
+        method_class("floor-as-survival")

@@ -15,6 +15,13 @@ declares -- ``__init_subclass__`` refuses any other class at import, so a broken
 in a test, not in fold 4 of a run. ``predict_all`` (what a fold records) and ``fit_info``
 (what a fold's done.json says about the fit) have defaults built from the declared
 abilities.
+
+The survival contract (the DM-free survival endpoint) is two more declared abilities:
+"predict_risk" (``predict_risk(cases) -> (n,)``, higher = earlier DM) makes a method a
+survival model -- ``predict_all`` then records "risk" instead of "probability", and its
+``predict_proba`` refuses (``risk_only``); "predict_survival" (``predict_survival(cases,
+times) -> (n, len(times))`` DM-free probabilities) needs "predict_risk". The registry's
+``endpoint`` of a method says the same and ``registry.method_class`` checks that they agree.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ from chmfl.errors import ChmflError
 from chmfl.methods.runtime import RuntimeConfig
 from chmfl.methods.train_config import TrainConfig
 
-CAPABILITIES = ("predict_mask", "embed", "saliency")
+CAPABILITIES = ("predict_mask", "embed", "saliency", "predict_risk", "predict_survival")
+SURVIVAL = "predict_risk"  # the ability that makes a method a survival model
 
 
 @dataclass(frozen=True)
@@ -100,10 +108,19 @@ class Method(abc.ABC):
     def saliency(self, cases: Sequence[CaseData]) -> np.ndarray:
         raise ChmflError(f"method {self.name} has no saliency maps")
 
+    def predict_risk(self, cases: Sequence[CaseData]) -> np.ndarray:
+        raise ChmflError(f"method {self.name} is not a survival model (no risk score)")
+
+    def predict_survival(self, cases: Sequence[CaseData], times: Sequence[float]) -> np.ndarray:
+        raise ChmflError(f"method {self.name} predicts no DM-free probabilities")
+
     def predict_all(self, cases: Sequence[CaseData], saliency: bool = True) -> dict[str, np.ndarray]:
-        """Everything a fold records for ``cases``: "probability", and "mask", "features",
-        "saliency" as the method declares them."""
-        out = {"probability": np.asarray(self.predict_proba(cases), dtype=float)}
+        """Everything a fold records for ``cases``: "probability" (a survival model: "risk"),
+        and "mask", "features", "saliency" as the method declares them."""
+        if SURVIVAL in self.capabilities:
+            out = {"risk": np.asarray(self.predict_risk(cases), dtype=float)}
+        else:
+            out = {"probability": np.asarray(self.predict_proba(cases), dtype=float)}
         if "embed" in self.capabilities:
             out["features"] = np.asarray(self.embed(cases), dtype=float)
         if "predict_mask" in self.capabilities:
@@ -119,7 +136,8 @@ class Method(abc.ABC):
 def check_contract(cls: type) -> None:
     """Refuse a ``Method`` subclass whose declared abilities and overridden methods disagree
     (an ability declared but not implemented, or implemented but not declared), whose
-    ``build`` / ``load`` are not classmethods, or that names an unknown ability."""
+    ``build`` / ``load`` are not classmethods, that names an unknown ability, or that predicts
+    DM-free probabilities without a risk score."""
     caps = set(cls.capabilities)
     unknown = caps - set(CAPABILITIES)
     if unknown:
@@ -130,9 +148,18 @@ def check_contract(cls: type) -> None:
             state = "implements" if overridden else "declares"
             raise TypeError(f"{cls.__name__} {state} {cap!r} but "
                             f"{'does not declare' if overridden else 'does not implement'} it")
+    if "predict_survival" in caps and SURVIVAL not in caps:
+        raise TypeError(f"{cls.__name__} declares 'predict_survival' but not 'predict_risk' (a survival "
+                        "model ranks patients by its risk)")
     for name in ("build", "load"):
         if not isinstance(cls.__dict__.get(name, classmethod(lambda c: None)), classmethod):
             raise TypeError(f"{cls.__name__}.{name} must be a classmethod")
+
+
+def risk_only(method: Method) -> ChmflError:
+    """The error a survival model's ``predict_proba`` raises: it ranks, it gives no P(DM)."""
+    return ChmflError(f"method {method.name} predicts a DM risk score (DM-free survival), not a "
+                      "probability: run it with --endpoint dm-free-survival")
 
 
 def check_options(method: str, given: Mapping[str, Any], accepted: Sequence[str]) -> None:

@@ -117,13 +117,13 @@ class ForestArrays:
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "forest_") -> ForestArrays:
         return cls(*(arrays[prefix + k] for k in ("offsets", "left", "right", "feature", "threshold", "value")))
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """(n, n_classes): the mean over trees of each leaf's normalised class weights."""
+    def leaves(self, X: np.ndarray) -> np.ndarray:
+        """(n_trees, n): the global node index of the leaf each row of ``X`` reaches in each tree."""
         X = np.asarray(X, np.float32).astype(np.float64)  # sklearn compares float32 features
         if not np.isfinite(X).all():
             raise ChmflError("random forest input has NaN/inf after imputation")
         rows = np.arange(len(X))
-        total = np.zeros((len(X), self.value.shape[1]))
+        out = np.empty((len(self.offsets) - 1, len(X)), np.int64)
         for t in range(len(self.offsets) - 1):
             base = int(self.offsets[t])
             node = np.zeros(len(X), np.int64)
@@ -135,11 +135,19 @@ class ForestArrays:
                 f = self.feature[base + node[inner]]
                 go_left = X[rows[inner], f] <= self.threshold[base + node[inner]]
                 node[inner] = np.where(go_left, left[inner], self.right[base + node[inner]])
-            proba = self.value[base + node]
+            out[t] = base + node
+        return out
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_classes): the mean over trees of each leaf's normalised class weights."""
+        leaves = self.leaves(X)
+        total = np.zeros((leaves.shape[1], self.value.shape[1]))
+        for nodes in leaves:
+            proba = self.value[nodes]
             norm = proba.sum(axis=1, keepdims=True)
             norm[norm == 0.0] = 1.0
             total += proba / norm
-        return total / (len(self.offsets) - 1)
+        return total / len(leaves)
 
 
 # --- the floor: SUVmax and volume ---------------------------------------------------------------
@@ -187,16 +195,19 @@ class SuvmaxVolume(Method):
     def get_params(self) -> dict[str, Any]:
         return {"seed": self.seed, "C": self.C}
 
-    def _standardised(self, cases: Sequence[CaseData]) -> np.ndarray:
+    def _table(self, cases: Sequence[CaseData]) -> pd.DataFrame:
+        """The predictors of ``cases`` (one row each); subclasses use other tables."""
         require_masks(cases, self.name)
-        return self.transform_.apply(suvmax_volume(cases))
+        return suvmax_volume(cases)
+
+    def _standardised(self, cases: Sequence[CaseData]) -> np.ndarray:
+        return self.transform_.apply(self._table(cases))
 
     def fit(self, cases: Sequence[CaseData]) -> SuvmaxVolume:
         from sklearn.linear_model import LogisticRegression
 
         y = labels_of(cases)
-        require_masks(cases, self.name)
-        table = suvmax_volume(cases)
+        table = self._table(cases)
         self.transform_ = fit_feature_transform(table)
         lr = LogisticRegression(C=self.C, class_weight="balanced", random_state=self.seed)
         lr.fit(self.transform_.apply(table), y)

@@ -1,8 +1,9 @@
 """Every method chmfl can run, by name: one plain dict, resolved in one place.
 
 Each entry names the class implementing it (``module:Class``, a ``methods.base.Method``), the
-keyword arguments that make this variant, and a one-line description (``chmfl methods`` prints
-them). ``method_class`` resolves an entry and checks it against the contract; the tests check
+keyword arguments that make this variant, a one-line description (``chmfl methods`` prints
+them) and the endpoint it predicts. ``method_class`` resolves an entry and checks it against the
+contract (a survival method declares the survival abilities of ``methods.base``); the tests check
 every entry (tests/methods/test_contract.py). Imports no torch (the report reads ``METHODS``).
 """
 
@@ -26,9 +27,13 @@ class MethodInfo:
     description: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     table: str = ""  # where the paper reports it
+    # "dm": a DM classifier (predict_proba; on the survival endpoint its P(DM) is the risk);
+    # "dm-free-survival": a survival model (predict_risk, predict_survival), survival endpoint only
+    endpoint: str = "dm"
 
 
 _NEURAL = "chmfl.methods.neural:NeuralMethod"
+_SURV = "dm-free-survival"
 
 METHODS: dict[str, MethodInfo] = {
     # --- CHMFL and its ablations (Tables I, II, SIV; Fig 5) ---
@@ -62,6 +67,11 @@ METHODS: dict[str, MethodInfo] = {
     # --- beyond the paper: the floor every table should show ---
     "suvmax-volume": MethodInfo("chmfl.methods.classical:SuvmaxVolume", "Floor: PET SUVmax and tumour volume inside the contour (full-contour table when the cache has one), logistic regression", {}, "-"),
     "suvmax-mtv": MethodInfo("chmfl.methods.mtv:SuvmaxMTV", "Annotation-free floor: SUVmax and metabolic tumour volume (>= 40 % SUVmax, connected to the hottest voxel of the box; no contour), logistic regression", {}, "-"),
+    "clinical": MethodInfo("chmfl.methods.clinical:ClinicalLogistic", "Clinical baseline: age, grade and MSKCC histology group, logistic regression (no image)", {}, "-"),
+    # --- DM-free survival (chmfl cv --endpoint dm-free-survival) ---
+    "cox-suvmax-volume": MethodInfo("chmfl.methods.survival:CoxSuvmaxVolume", "Survival floor: Cox PH on PET SUVmax and tumour volume inside the contour (full-contour table when the cache has one)", {}, "-", _SURV),
+    "cox-clinical": MethodInfo("chmfl.methods.survival:CoxClinical", "Cox PH on age, grade and MSKCC histology group (no image)", {}, "-", _SURV),
+    "rsf-hc": MethodInfo("chmfl.methods.survival:RSFHandcrafted", "Random survival forest on IBSI handcrafted PET/CT features, selected in the training fold", {}, "-", _SURV),
 }
 
 
@@ -76,7 +86,21 @@ def method_class(name: str) -> type[Method]:
     cls = getattr(importlib.import_module(module), attr)
     if not (isinstance(cls, type) and issubclass(cls, Method)) or inspect.isabstract(cls):
         raise TypeError(f"{METHODS[name].target} does not implement chmfl.methods.base.Method")
+    check_endpoint(name, cls)
     return cls
+
+
+def check_endpoint(name: str, cls: type[Method]) -> None:
+    """A method registered for the survival endpoint is a survival model (declares
+    "predict_risk", ``methods.base``) and a DM classifier is not."""
+    from chmfl.methods.base import SURVIVAL
+
+    endpoint = METHODS[name].endpoint
+    if endpoint not in ("dm", _SURV):
+        raise TypeError(f"method {name!r} is registered for an unknown endpoint {endpoint!r}")
+    if (SURVIVAL in cls.capabilities) != (endpoint == _SURV):
+        raise TypeError(f"method {name!r} is registered for the {endpoint!r} endpoint but {cls.__name__} "
+                        f"{'declares' if SURVIVAL in cls.capabilities else 'does not declare'} {SURVIVAL!r}")
 
 
 def create(run: MethodRun, ctx: FitContext | None = None, pretrained: str | None = None) -> Method:
