@@ -13,6 +13,7 @@ from chmfl.methods.clinical import clinical_table
 from chmfl.methods.registry import METHODS, create, load_method
 from chmfl.methods.spec import MethodRun
 from chmfl.methods.survival import breslow, cox_survival
+from chmfl.methods.train_config import TrainConfig
 from chmfl.preprocess.bundle import demo_cache_dir
 
 BUNDLE = demo_cache_dir()
@@ -110,3 +111,27 @@ def test_rsf_hc_loads_and_predicts_as_sksurv(tmp_path):
                                ref.predict_survival_function(X, return_array=True)[:, [2, 5, 9]], rtol=1e-10)
     m.save(tmp_path / "model")
     np.testing.assert_array_equal(load_method(tmp_path / "model").predict_risk(cases), m.predict_risk(cases))
+
+
+@needs_bundle
+def test_chmfl_surv_trains_predicts_and_reloads(tmp_path):
+    cases = load_cases(BUNDLE, endpoint="dm-free-survival")[:10]
+    small = {"widths": [4, 8, 16, 32, 64], "decoder_convs": [1, 1, 1, 1], "decoder_kernel": 3}
+    m = create(MethodRun("chmfl-surv", model_kwargs=small),
+               FitContext(TrainConfig(epochs=1, batch_size=5), progress=False))
+    assert m.train.objective == "cox" and m.train.batch_size == 5 and m.model_kwargs["n_outputs"] == 1
+    assert create(MethodRun("chmfl-surv")).train.batch_size == 8  # the paper's batch of 1 has no risk set
+    assert "saliency" not in m.capabilities and {"predict_risk", "predict_survival"} <= m.capabilities
+    m.fit(cases)
+    risk = m.predict_risk(cases)
+    out = m.predict_all(cases)
+    assert risk.shape == (10,) and np.isfinite(risk).all() and out["mask"].shape[0] == 10
+    np.testing.assert_allclose(out["risk"], risk, rtol=1e-5)
+    surv = m.predict_survival(cases, [365, 730, 1095])
+    assert np.all(np.diff(surv, axis=1) <= 0)
+    assert set(m.diagnostics_) == {"train_c_eval_running", "train_c_eval_sample"}
+    m.save(tmp_path / "model")
+    loaded = load_method(tmp_path / "model")
+    np.testing.assert_allclose(loaded.predict_risk(cases), risk, rtol=1e-5)
+    np.testing.assert_allclose(loaded.predict_survival(cases, [730]), surv[:, 1:2], rtol=1e-5)
+    assert loaded.train.objective == "cox"

@@ -25,6 +25,8 @@ class CaseTensors:
     mask: torch.Tensor | None  # (N, 1, D, H, W) float {0,1}; None when any case lacks one
     labels: torch.Tensor | None  # (N,) long; None when any case is unlabelled
     features: torch.Tensor | None = None  # (N, F) handcrafted features (hybrid methods)
+    time: torch.Tensor | None = None  # (N,) float64 DM-free survival days (survival endpoint)
+    event: torch.Tensor | None = None  # (N,) bool, DM observed
 
     def __len__(self) -> int:
         return self.pet.shape[0]
@@ -33,14 +35,16 @@ class CaseTensors:
         """The cases at ``idx`` (a host tensor; copied to the cases' device without waiting)."""
         idx = idx.to(self.pet.device, non_blocking=True)
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
-        return CaseTensors(pick(self.pet), pick(self.ct), pick(self.mask), pick(self.labels), pick(self.features))
+        return CaseTensors(pick(self.pet), pick(self.ct), pick(self.mask), pick(self.labels), pick(self.features),
+                           pick(self.time), pick(self.event))
 
     def to(self, device: str | torch.device) -> CaseTensors:
         """Every tensor on ``device`` (the same object where they already are)."""
         if self.pet.device == torch.device(device):
             return self
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return CaseTensors(move(self.pet), move(self.ct), move(self.mask), move(self.labels), move(self.features))
+        return CaseTensors(move(self.pet), move(self.ct), move(self.mask), move(self.labels), move(self.features),
+                           move(self.time), move(self.event))
 
 
 def stack_cases(cases: Sequence[CaseData], require_mask: bool = False) -> CaseTensors:
@@ -59,11 +63,15 @@ def stack_cases(cases: Sequence[CaseData], require_mask: bool = False) -> CaseTe
     labels = None
     if all(c.label is not None for c in cases):
         labels = torch.tensor([int(c.label) for c in cases], dtype=torch.long)
+    time = event = None
+    if all(c.time_days is not None and c.event is not None for c in cases):
+        time = torch.tensor([float(c.time_days) for c in cases], dtype=torch.float64)
+        event = torch.tensor([bool(c.event) for c in cases], dtype=torch.bool)
     return CaseTensors(
         pet=as_t([a.pet for a in arrays]),
         ct=as_t([a.ct for a in arrays]),
         mask=as_t([a.mask for a in arrays]) if has_mask else None,
-        labels=labels,
+        labels=labels, time=time, event=event,
     )
 
 
@@ -86,4 +94,5 @@ def augment(batch: CaseTensors, gen: torch.Generator, max_shift: int = 2) -> Cas
             x = torch.roll(x, shifts=tuple(int(s) for s in shifts[i]), dims=(1, 2, 3))
             out[key].append(x)
     stack = lambda k: torch.stack(out[k]) if out[k] else None  # noqa: E731
-    return CaseTensors(stack("pet"), stack("ct"), stack("mask"), batch.labels, batch.features)
+    return CaseTensors(stack("pet"), stack("ct"), stack("mask"), batch.labels, batch.features,
+                       batch.time, batch.event)

@@ -1,5 +1,5 @@
-"""A trained network's outputs: DM probabilities, masks and features in eval mode
-(``predict_network``), input-gradient saliency (``saliency_maps``), and BatchNorm on each
+"""A trained network's outputs: DM probabilities (a one-output Cox network: its risk score),
+masks and features in eval mode (``predict_network``), input-gradient saliency (``saliency_maps``), and BatchNorm on each
 patient's own statistics (``bn_sample_statistics``, ``bn_eval="sample"``). No training here
 (``methods.trainer``); the forward call both share is ``forward``.
 """
@@ -20,6 +20,13 @@ def forward(model: nn.Module, b: CaseTensors, device: torch.device, memory_forma
     to = lambda t: None if t is None else t.to(device, memory_format=memory_format)  # noqa: E731
     feats = None if b.features is None else b.features.to(device)
     return model(to(b.pet), to(b.ct), mask=to(b.mask), features=feats)
+
+
+def positive_score(logits: torch.Tensor) -> torch.Tensor:
+    """P(DM) of two-logit networks; for a one-output (Cox risk) network the sigmoid of the
+    risk, a monotone score whose AUC against the event indicator the logs record."""
+    logits = logits.float()
+    return torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, 1)[:, 1]
 
 
 def train_auc(labels: list[int], probs: list[float]) -> float:
@@ -114,7 +121,8 @@ def predict_network(model: nn.Module, data: CaseTensors, precision: str = "32-tr
                     batch_size: int = 4, bn_eval: str = "running", segment: bool = True,
                     channels_last: bool = False, inplace_act: bool = False,
                     device: str | torch.device | None = None) -> dict[str, np.ndarray]:
-    """Eval-mode outputs for every case: DM probability, and masks / features when the model has them.
+    """Eval-mode outputs for every case: DM probability ("probability"; a one-output Cox
+    network: "risk", the log relative hazard), and masks / features when the model has them.
 
     ``bn_eval``: "running" (PyTorch's eval mode: BatchNorm uses running averages) or
     "sample" (each case normalised with its own statistics, one case at a time; see
@@ -148,14 +156,17 @@ def predict_network(model: nn.Module, data: CaseTensors, precision: str = "32-tr
 
 def _predict_batches(model: nn.Module, data: CaseTensors, precision: str, batch_size: int,
                      memory_format=torch.contiguous_format) -> dict[str, np.ndarray]:
-    probs, masks, feats = [], [], []
+    probs, risks, masks, feats = [], [], [], []
     device = next(model.parameters()).device
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
     for start in range(0, len(data), batch_size):
         b = data.batch(torch.arange(start, min(start + batch_size, len(data))))
         with autocast:
             out = forward(model, b, device, memory_format)
-        probs.append(torch.softmax(out.logits.float(), 1)[:, 1].cpu())
+        if out.logits.shape[1] == 1:  # a Cox head: the risk score, no probability
+            risks.append(out.logits[:, 0].float().cpu())
+        else:
+            probs.append(torch.softmax(out.logits.float(), 1)[:, 1].cpu())
         if out.seg_logits is not None:
             seg = out.seg_logits.argmax(1).to(torch.uint8).cpu()  # (B, D', H, W)
             if out.seg_slices is not None:  # 2D models: place their slices into the full box
@@ -165,7 +176,7 @@ def _predict_batches(model: nn.Module, data: CaseTensors, precision: str, batch_
             masks.append(seg)
         if out.features is not None:
             feats.append(out.features.float().flatten(1).cpu())
-    result = {"probability": torch.cat(probs).numpy()}
+    result = {"probability": torch.cat(probs).numpy()} if probs else {"risk": torch.cat(risks).numpy()}
     if masks:
         result["mask"] = torch.cat(masks).numpy()
     if feats:

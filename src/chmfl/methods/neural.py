@@ -147,11 +147,12 @@ class NeuralMethod(Method):
             out[f"train_auc_eval_{mode}"] = float(roc_auc_score(y, p)) if len(set(y)) == 2 else float("nan")
         return out
 
-    def _outputs(self, cases: Sequence[CaseData]) -> dict[str, np.ndarray]:
+    def _outputs(self, cases: Sequence[CaseData], segment: bool = True) -> dict[str, np.ndarray]:
+        """``predict_network`` on ``cases``; ``segment=False`` skips the decoder where it may."""
         if getattr(self, "network_", None) is None:
             raise ChmflError(f"method {self.name} is not fitted")
         return predict_network(self.network_, self._tensors(cases), bn_eval=self.train.bn_eval,
-                               **self._predict_settings())
+                               segment=segment, **self._predict_settings())
 
     def predict_proba(self, cases: Sequence[CaseData]) -> np.ndarray:
         return self._outputs(cases)["probability"]

@@ -71,6 +71,7 @@ METHODS: dict[str, MethodInfo] = {
     # --- DM-free survival (chmfl cv --endpoint dm-free-survival) ---
     "cox-suvmax-volume": MethodInfo("chmfl.methods.survival:CoxSuvmaxVolume", "Survival floor: Cox PH on PET SUVmax and tumour volume inside the contour (full-contour table when the cache has one)", {}, "-", _SURV),
     "cox-clinical": MethodInfo("chmfl.methods.survival:CoxClinical", "Cox PH on age, grade and MSKCC histology group (no image)", {}, "-", _SURV),
+    "chmfl-surv": MethodInfo("chmfl.methods.neural_survival:NeuralSurvivalMethod", "CHMFL with a Cox partial-likelihood head (Eq. 1 with the DM term swapped; Breslow ties; decoder kept)", {"model": "chmfl"}, "-", _SURV),
     "rsf-hc": MethodInfo("chmfl.methods.survival:RSFHandcrafted", "Random survival forest on IBSI handcrafted PET/CT features, selected in the training fold", {}, "-", _SURV),
 }
 

@@ -51,6 +51,22 @@ def breslow(time, event, eta) -> tuple[np.ndarray, np.ndarray]:
     return times, np.cumsum(jumps)
 
 
+def train_concordance(time, event, risk) -> float:
+    """Harrell's C of ``risk`` on training data (feature ranking, training-fold diagnostics):
+    scikit-survival's ``concordance_index_censored``, NaN without an event or a comparable pair
+    or with a non-finite risk. (``stats.survival.harrell_c`` scores results; ``methods`` sits
+    below ``stats`` in the layers, so it does not import it.)"""
+    from sksurv.metrics import concordance_index_censored
+
+    e, t, r = np.asarray(event, bool).ravel(), np.asarray(time, float).ravel(), np.asarray(risk, float).ravel()
+    if not e.any() or not np.isfinite(r).all():
+        return float("nan")
+    try:
+        return float(concordance_index_censored(e, t, r)[0])
+    except ZeroDivisionError:  # no comparable pair
+        return float("nan")
+
+
 def cox_survival(eta, times, base_times, base_hazard) -> np.ndarray:
     """S(t | x) = exp(-H0(t) exp(eta)) at ``times`` (n, len(times)); H0 steps at ``base_times``."""
     idx = np.searchsorted(np.asarray(base_times), np.asarray(times, float), side="right") - 1
@@ -151,11 +167,10 @@ def fit_survival_transform(table: pd.DataFrame, time, event, k: int, max_corr: f
     order by univariate |Harrell's C - 0.5|, drop columns correlated (|Spearman| > ``max_corr``)
     with a better one, keep the top ``k``; standardised with training statistics."""
     from chmfl.radiomics.selection import drop_correlated
-    from chmfl.stats.survival import harrell_c
 
     base = fit_feature_transform(table)
     X = base.apply(table)
-    rel = np.array([abs(harrell_c(time, event, X[:, j]) - 0.5) for j in range(X.shape[1])])
+    rel = np.array([abs(train_concordance(time, event, X[:, j]) - 0.5) for j in range(X.shape[1])])
     order = np.argsort(-np.nan_to_num(rel), kind="stable")
     order = order[drop_correlated(X[:, order], np.arange(len(order)), max_corr)][:k]
     pick = lambda v: tuple(v[j] for j in order)  # noqa: E731

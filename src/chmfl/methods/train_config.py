@@ -1,7 +1,8 @@
 """``TrainConfig``: the science of the neural training loop, as plain frozen data.
 
 What the paper or a method defines -- and so what a result *is*: epochs, early stopping, the
-optimiser's lr and weight decay, batch size, w and the voxel reduction of Eq. (1),
+optimiser's lr and weight decay, batch size, w and the voxel reduction of Eq. (1), the DM
+term of Eq. (1) (``objective``: cross-entropy, or the Cox partial likelihood of chmfl-surv),
 augmentation, BatchNorm at prediction. How fast a run computes it (device, precision,
 threads, determinism, speed options) is ``methods.runtime.RuntimeConfig``: stored beside it,
 never part of a result's identity.
@@ -34,6 +35,9 @@ class TrainConfig:
     batch_size: int = 1
     seg_weight: float = 0.5  # w in Eq. (1)
     seg_reduction: str = "mean"  # voxel term of Eq. (1): "mean" over voxels or "sum" (literal)
+    # the DM term of Eq. (1): "dm" cross-entropy on the DM label, or "cox" the negative Cox
+    # partial likelihood of a one-output network over each batch's risk sets (chmfl-surv)
+    objective: str = "dm"
     augment: bool = False  # random flips + small shifts (the paper names none)
     # BatchNorm at prediction: "running" (PyTorch eval mode, the paper's implied default) or
     # "sample" (each patient normalised by its own statistics, exactly as in training at
@@ -46,6 +50,11 @@ class TrainConfig:
             raise ChmflError(f"seg_reduction must be mean or sum, not {self.seg_reduction!r}")
         if self.bn_eval not in ("running", "sample"):
             raise ChmflError(f"bn_eval must be running or sample, not {self.bn_eval!r}")
+        if self.objective not in ("dm", "cox"):
+            raise ChmflError(f"objective must be 'dm' or 'cox', not {self.objective!r}")
+        if self.objective == "cox" and self.batch_size < 2:
+            raise ChmflError("the Cox objective needs batches of >= 2 patients (risk sets); "
+                             f"batch_size is {self.batch_size}")
 
     def replace(self, **changes: Any) -> TrainConfig:
         unknown = set(changes) - set(TRAIN_FIELDS)

@@ -26,10 +26,10 @@ from torch import nn
 from chmfl.accel import options as accel
 from chmfl.data.tensors import CaseTensors, augment
 from chmfl.fsutil import atomic_path
-from chmfl.methods.inference import forward, train_auc
+from chmfl.methods.inference import forward, positive_score, train_auc
 from chmfl.methods.runtime import RuntimeConfig, resolve_accelerator, resolve_precision
 from chmfl.methods.train_config import TrainConfig
-from chmfl.models.losses import eq1_terms
+from chmfl.models.losses import eq1_cox_terms, eq1_terms
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -118,19 +118,25 @@ class Trainer:
     def step(self, b: CaseTensors):
         """One optimiser step on batch ``b``: forward, Eq. (1), backward, Adam; returns the loss,
         its parts ``{"cls_loss", "seg_loss"}`` and the network output, all still on the training
-        device: nothing here waits for the device (``chmfl bench`` times exactly this)."""
+        device: nothing here waits for the device (``chmfl bench`` times exactly this). With
+        ``objective="cox"`` the DM term of Eq. (1) is the Cox partial likelihood of the batch's
+        risk sets (``eq1_cox_terms``; "cls_loss" is then that term)."""
         accel.mark_step(self.runtime.speed)  # a new step: the last one's outputs may go
         out = forward(self.model, b, self.device, self.memory_format)
-        y = b.labels.to(self.device)
         mask = None if b.mask is None else b.mask.to(self.device)
-        loss, cls, seg = eq1_terms(out, y, mask, self.cfg.seg_weight, self.cfg.seg_reduction)
+        if self.cfg.objective == "cox":
+            loss, cls, seg = eq1_cox_terms(out, b.time, b.event, mask, self.cfg.seg_weight, self.cfg.seg_reduction)
+        else:
+            y = b.labels.to(self.device)
+            loss, cls, seg = eq1_terms(out, y, mask, self.cfg.seg_weight, self.cfg.seg_reduction)
         self.optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
         self.optimizer.step()
         return loss, {"cls_loss": cls.detach(), "seg_loss": seg.detach()}, out
 
     def epoch(self, data: CaseTensors) -> dict:
-        """One pass over the training cases; returns the epoch's mean losses and training AUC.
+        """One pass over the training cases; returns the epoch's mean losses and training AUC
+        (of P(DM), or of a one-output network's risk against the event indicator).
 
         The loss sums and training probabilities stay on the device until the epoch ends (one
         host copy per epoch, not three per step: each copy would make the host wait for the GPU
@@ -150,7 +156,7 @@ class Trainer:
             n += k
             acc += torch.stack([loss.detach(), parts["cls_loss"], parts["seg_loss"]]).double() * k
             labels += host_labels[idx].tolist()
-            probs.append(torch.softmax(out.logits.detach().float(), 1)[:, 1])
+            probs.append(positive_score(out.logits.detach()))
         probs = torch.cat(probs) if probs else acc.new_zeros(0)
         if fabric.world_size > 1:  # every rank decides early stopping on the same, whole-epoch numbers
             acc, n, labels, probs = self._gather_epoch(acc, n, labels, probs)

@@ -157,7 +157,7 @@ class CHMFL(nn.Module):
     def __init__(self, norm: str = "batch", encoder_residual: bool = False,
                  decoder_convs: Sequence[int] = DECODER_CONVS, decoder_kernel: int = 5,
                  hidden: Sequence[int] = HIDDEN, dropout: float = 0.5, widths: Sequence[int] = WIDTHS,
-                 decoder_style: str = "tableSI"):
+                 decoder_style: str = "tableSI", n_outputs: int = 2):
         super().__init__()
         widths = tuple(widths)
         cin = 2 if self.needs_mask else 1
@@ -165,7 +165,8 @@ class CHMFL(nn.Module):
         self.ct_encoder = Encoder(cin, widths, norm, encoder_residual)
         levels = tuple(range(len(widths))) if self.hmfl else (len(widths) - 1,)
         self.fusion = HierarchicalFusion(levels)
-        self.classifier = Classifier(sum(2 * widths[i] for i in levels), hidden, dropout)
+        # n_outputs: 2 DM logits, or 1 risk score for the Cox head of chmfl-surv
+        self.classifier = Classifier(sum(2 * widths[i] for i in levels), hidden, dropout, n_outputs)
         self.decoder = None
         if self.segments:
             fused = [2 * w for w in widths]

@@ -1,4 +1,6 @@
-"""The training loss of Eq. (1): (1 - w) * CE(DM logits, label) + w * voxelwise CE(seg, mask).
+"""The training loss of Eq. (1): (1 - w) * CE(DM logits, label) + w * voxelwise CE(seg, mask),
+and its survival form for ``chmfl-surv``: the DM term replaced by the negative log Cox partial
+likelihood of the network's risk output (``cox_partial_likelihood``, Breslow ties).
 
 Eq. (1) sums the voxel term over all N voxels while the DM term is a single cross-entropy, so
 taken literally the voxel term is N times larger (N = 1.8 million at 1 mm) and w = 0.5 would
@@ -48,6 +50,12 @@ def eq1_terms(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None, 
     if not 0.0 <= w <= 1.0:
         raise ChmflError(f"seg weight w must lie in [0, 1], got {w}")
     cls = F.cross_entropy(out.logits.float(), label.long())
+    return _with_seg(cls, out, mask, w, seg_reduction)
+
+
+def _with_seg(cls: torch.Tensor, out: ModelOutput, mask: torch.Tensor | None, w: float,
+              seg_reduction: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(1 - w) * cls + w * seg`` with Eq. (1)'s voxel term; ``cls`` alone without a decoder."""
     if out.seg_logits is None:
         return cls, cls, torch.zeros_like(cls)
     if mask is None:
@@ -57,3 +65,33 @@ def eq1_terms(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None, 
     if seg_reduction == "sum":
         seg = seg / out.seg_logits.shape[0]  # per-patient sum, averaged over the batch
     return (1.0 - w) * cls + w * seg, cls, seg
+
+
+def cox_partial_likelihood(risk: torch.Tensor, time: torch.Tensor, event: torch.Tensor) -> torch.Tensor:
+    """Negative log Cox partial likelihood of ``risk`` (B,) with Breslow's handling of ties,
+    divided by the number of events: for each event i, risk_i - log sum_{j: t_j >= t_i} exp(risk_j).
+
+    The risk sets are those of the patients passed in (a batch): a batch needs >= 2 patients
+    and an event for a gradient; one without events returns 0 (connected to the graph)."""
+    r = (risk if risk.dtype == torch.float64 else risk.float()).reshape(-1)  # bf16 -> fp32
+    t = time.reshape(-1).to(r.device)
+    e = event.reshape(-1).to(r.device).bool()
+    if r.numel() != t.numel() or r.numel() != e.numel():
+        raise ChmflError(f"Cox loss: {r.numel()} risks, {t.numel()} times, {e.numel()} events")
+    at_risk = t[None, :] >= t[:, None]  # (B, B): row i holds the risk set of t_i
+    log_denominator = torch.logsumexp(r[None, :].masked_fill(~at_risk, float("-inf")), dim=1)  # (B,)
+    per_event = (r - log_denominator) * e
+    return -per_event.sum() / e.sum().clamp(min=1)
+
+
+def eq1_cox_terms(out: ModelOutput, time: torch.Tensor, event: torch.Tensor, mask: torch.Tensor | None,
+                  w: float = 0.5, seg_reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (1) with the DM term swapped for ``cox_partial_likelihood`` of the network's single
+    risk output (``logits`` of shape (B, 1)); ``(total, cox, seg)``."""
+    if seg_reduction not in SEG_REDUCTIONS:
+        raise ChmflError(f"seg_reduction must be one of {SEG_REDUCTIONS}, not {seg_reduction!r}")
+    if not 0.0 <= w <= 1.0:
+        raise ChmflError(f"seg weight w must lie in [0, 1], got {w}")
+    if out.logits.dim() != 2 or out.logits.shape[1] != 1:
+        raise ChmflError(f"the Cox loss needs one risk output per patient, got logits {tuple(out.logits.shape)}")
+    return _with_seg(cox_partial_likelihood(out.logits[:, 0], time, event), out, mask, w, seg_reduction)
