@@ -95,3 +95,19 @@ def test_not_a_model_is_refused_cleanly(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "not a chmfl model" in err
     assert not out.exists()
+
+
+def test_survival_model_writes_risk_and_dm_free_probabilities(sts_dir, tmp_path):
+    """A Cox model trained with 'chmfl train' predicts a new patient's risk score and its
+    DM-free probabilities at 1, 2 and 3 years from the PET scan."""
+    cache = _small_cache(tmp_path / "cache")
+    model = train_final("cox-suvmax-volume", cache, tmp_path / "model", RunOptions(progress=False))
+    pdir = sts_dir / "STS_001"
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(model), "--pet", str(pdir / "PET" / "image"),
+                 "--ct", str(pdir / "CT" / "image"), "--rtstruct", str(pdir / "CT" / "mask" / "RS.dcm"),
+                 "--out", str(out)]) == 0
+    rec = json.loads((out / "prediction.json").read_text())
+    assert "probability" not in rec and np.isfinite(rec["risk"]) and rec["endpoint"] == "dm-free-survival"
+    s = [rec["dm_free_probability"][k] for k in ("365d", "730d", "1095d")]
+    assert 0.0 <= s[2] <= s[1] <= s[0] <= 1.0

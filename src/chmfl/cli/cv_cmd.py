@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=6)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--reference", help="method the t-tests compare against (default chmfl)")
+    p.add_argument("--endpoint", choices=("dm", "dm-free-survival"), default="dm",
+                   help="dm: the binary DM label (default); dm-free-survival: time from the PET scan "
+                        "to distant metastasis (C-index, time-dependent AUC, Kaplan-Meier)")
     _parallel(p)
     p.set_defaults(func=run_cv)
 
@@ -79,7 +82,7 @@ def run_cv(args: argparse.Namespace) -> int:
     from chmfl.cv.experiment import custom_experiment, parse_methods
     from chmfl.cv.runner import run_experiment
 
-    exp = custom_experiment(parse_methods(args.methods), args.folds, args.repeats, args.reference)
+    exp = custom_experiment(parse_methods(args.methods), args.folds, args.repeats, args.reference, args.endpoint)
     out = run_experiment(exp, args.data, args.out, _options(args))
     print(f"results: {out}  (chmfl report {out})")
     return 0

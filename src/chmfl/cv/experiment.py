@@ -1,7 +1,8 @@
 """Experiments as plain data: ``chmfl/experiments/<name>.yaml`` (no code in them).
 
 An experiment names its methods, folds, repeats, the reference method for the paper's
-t-tests, and the training settings (science and runtime keys together; routed by name). A
+t-tests, its endpoint ("dm", the paper's binary DM label, or "dm-free-survival"), and the
+training settings (science and runtime keys together; routed by name). A
 method entry is a registry name, or a mapping ``{method: NAME, train: {...}, model_kwargs:
 {...}, size: NAME, pretrained: KEY, label: LABEL}`` for a variant (``methods.spec.MethodRun``);
 on the command line the same variant is ``NAME[key=value,...]``. A variant's label in the
@@ -18,8 +19,9 @@ from typing import Any
 
 import yaml
 
+from chmfl.data.cases import ENDPOINTS
 from chmfl.errors import ChmflError
-from chmfl.methods.registry import check_run
+from chmfl.methods.registry import METHODS, check_run
 from chmfl.methods.spec import (
     MethodRun,
     RuntimeOverrides,
@@ -46,13 +48,22 @@ class Experiment:
     # the experiment's settings for every method; a flat mapping is split by name
     train: TrainOverrides | Mapping[str, Any] = field(default_factory=TrainOverrides)
     runtime: RuntimeOverrides = field(default_factory=RuntimeOverrides)
+    # what every method predicts and is scored on: "dm" (the binary DM label) or
+    # "dm-free-survival" (time from the PET scan to DM; cv.survival)
+    endpoint: str = "dm"
 
     def __post_init__(self) -> None:
         typed_settings(self)
+        if self.endpoint not in ENDPOINTS:
+            raise ChmflError(f"unknown endpoint {self.endpoint!r}: use one of {', '.join(ENDPOINTS)}")
+        if self.endpoint == "dm":  # a survival model gives no P(DM); a classifier ranks on either
+            surv = [m.label for m in self.methods if METHODS[m.method].endpoint != "dm"]
+            if surv:
+                raise ChmflError(f"{', '.join(surv)} predict(s) DM-free survival: run with --endpoint dm-free-survival")
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "title": self.title, "reference": self.reference,
+            "name": self.name, "title": self.title, "reference": self.reference, "endpoint": self.endpoint,
             "folds": self.folds, "repeats": self.repeats, "train": self.train.to_dict(),
             "runtime": self.runtime.to_dict(), "methods": [m.to_dict() for m in self.methods],
         }
@@ -75,7 +86,7 @@ def parse_experiment(data: dict[str, Any]) -> Experiment:
         name=str(data.get("name", "custom")), title=str(data.get("title", data.get("name", "custom"))),
         methods=methods, reference=str(data.get("reference", methods[-1].label)),
         folds=int(data.get("folds", 6)), repeats=int(data.get("repeats", 1)),
-        train=dict(data.get("train") or {}),
+        train=dict(data.get("train") or {}), endpoint=str(data.get("endpoint", "dm")),
     )
 
 
@@ -103,11 +114,11 @@ def parse_methods(text: str) -> list[MethodRun]:
 
 
 def custom_experiment(methods: list[str | MethodRun], folds: int, repeats: int,
-                      reference: str | None = None) -> Experiment:
-    """The experiment behind ``chmfl cv --methods a,b[k=v],c``."""
+                      reference: str | None = None, endpoint: str = "dm") -> Experiment:
+    """The experiment behind ``chmfl cv --methods a,b[k=v],c [--endpoint ...]``."""
     runs = [m if isinstance(m, MethodRun) else _method_run(parse_method_arg(m)) for m in methods]
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):
         raise ChmflError(f"--methods lists a method twice: {labels}")
     ref = reference or ("chmfl" if "chmfl" in labels else labels[-1])
-    return Experiment("custom", "Cross-validation", tuple(runs), ref, folds, repeats)
+    return Experiment("custom", "Cross-validation", tuple(runs), ref, folds, repeats, endpoint=endpoint)

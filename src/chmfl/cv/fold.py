@@ -5,7 +5,8 @@ other runtime settings (device, precision, speed options) do not matter, other s
 one-line error. An unfinished neural fold resumes from its per-epoch checkpoint.
 
 Methods are used through their declared contract only (``methods.base.Method``): ``fit``,
-``predict_all``, ``fit_info``, ``save``."""
+``predict_all``, ``fit_info``, ``save``, and on the DM-free survival endpoint the declared
+survival abilities (``cv.survival``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from chmfl.cv.record import PeakRSS
+from chmfl.cv.survival import GRID_FILE, SURVIVAL_PRED_COLUMNS, grid_frame, survival_outputs
 from chmfl.data.cases import CaseData
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
@@ -29,7 +31,7 @@ from chmfl.methods.base import FitContext, Method
 from chmfl.methods.registry import create
 from chmfl.methods.runtime import RuntimeConfig, is_main_process
 from chmfl.methods.spec import MethodRun
-from chmfl.methods.train_config import TrainConfig
+from chmfl.methods.train_config import TRAIN_FIELDS, TrainConfig
 
 PRED_COLUMNS = ["method", "repeat", "fold", "patient_id", "label", "probability"]
 
@@ -44,6 +46,7 @@ class FoldJob:
     ctx: FitContext
     pretrained: str | None  # weights file for this run, if any
     out: Path  # DIR/<label>/repeat_r/fold_k
+    endpoint: str = "dm"  # the experiment's: "dm" or "dm-free-survival" (cv.survival)
 
     @property
     def label(self) -> str:
@@ -69,22 +72,33 @@ def build_method(job: FoldJob, progress: bool = True) -> Method:
 
 def identity(job: FoldJob, method: Method) -> dict[str, Any]:
     """What a fold's result *is*: the method run's science, the training science the method
-    uses (None for methods without a network) and the seed -- as JSON reads it back."""
+    uses (None for methods without a network), the seed and the endpoint -- as JSON reads it back."""
     train = method.fit_info().train
-    ident = {"run": job.run.science(), "train": None if train is None else train.to_dict(), "seed": job.seed}
+    ident = {"run": job.run.science(), "train": None if train is None else train.to_dict(), "seed": job.seed,
+             "endpoint": job.endpoint}
     return json.loads(json.dumps(ident))
+
+
+def _stored_train(train: dict | None) -> dict | None:
+    """A stored identity's training science with the fields added since at their defaults
+    (a record from before ``objective`` existed trained with its default)."""
+    if not train or set(train) - set(TRAIN_FIELDS):
+        return train
+    return {**TrainConfig().to_dict(), **train}
 
 
 def _check_identity(done: Path, expected: dict[str, Any]) -> None:
     """Refuse to reuse a finished fold whose science differs (records from before the
-    identity was stored are reused as they are)."""
+    identity was stored are reused as they are; one without an endpoint was a DM run)."""
     stored = json.loads(done.read_text()).get("identity")
-    if stored is None or stored == expected:
+    if stored is None:
+        return
+    stored = {**stored, "train": _stored_train(stored.get("train")), "endpoint": stored.get("endpoint", "dm")}
+    if stored == expected:
         return
     diff = sorted(k for part in ("run", "train") for k in set(stored[part] or {}) | set(expected[part] or {})
                   if (stored[part] or {}).get(k) != (expected[part] or {}).get(k))
-    if stored["seed"] != expected["seed"]:
-        diff.append("seed")
+    diff += [k for k in ("seed", "endpoint") if stored[k] != expected[k]]
     raise ChmflError(f"{done.parent} was run with other settings ({', '.join(diff)}); "
                      f"use a new --out (runtime settings alone may differ)")
 
@@ -132,15 +146,13 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
         fit_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         out = method.predict_all(test)
+        preds, grid = _prediction_rows(job, method, train, test, out)
         predict_s = time.perf_counter() - t1
-    preds = pd.DataFrame({
-        "method": job.label, "repeat": job.repeat, "fold": job.fold,
-        "patient_id": [c.patient_id for c in test], "label": [c.label for c in test],
-        "probability": np.asarray(out["probability"], dtype=float),
-    })[PRED_COLUMNS]
     if not is_main_process():  # a DDP rank > 0: rank 0 writes the fold's record
         return preds
     _write_record(job, method, test, out, preds)
+    if grid is not None:
+        _write_csv(grid_frame(preds["patient_id"], grid), job.out / GRID_FILE)
     info = method.fit_info()
     record = {
         "method": job.label, "repeat": job.repeat, "fold": job.fold, "seed": job.seed,
@@ -156,6 +168,23 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
         tmp.write_text(json.dumps(record, indent=2))
     shutil.rmtree(job.out / "work", ignore_errors=True)  # checkpoints are not needed once done
     return preds
+
+
+def _prediction_rows(job: FoldJob, method: Method, train: Sequence[CaseData], test: Sequence[CaseData],
+                     out: dict) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The fold's predictions.csv rows: P(DM) per test patient on the DM endpoint; risk, risk
+    group and DM-free probabilities on the survival endpoint (with the Brier-grid
+    probabilities of a method that predicts them, else None)."""
+    grid = None
+    if job.endpoint == "dm":
+        preds = pd.DataFrame({"patient_id": [c.patient_id for c in test], "label": [c.label for c in test],
+                              "probability": np.asarray(out["probability"], dtype=float)})
+    else:
+        preds, grid = survival_outputs(method, train, test, out)
+    preds.insert(0, "method", job.label)
+    preds.insert(1, "repeat", job.repeat)
+    preds.insert(2, "fold", job.fold)
+    return preds[PRED_COLUMNS if job.endpoint == "dm" else SURVIVAL_PRED_COLUMNS], grid
 
 
 def _write_record(job: FoldJob, method: Method, test: Sequence[CaseData], out: dict,

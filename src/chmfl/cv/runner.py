@@ -105,9 +105,12 @@ def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cas
         "data": {
             "cache": str(Path(cache).resolve()),
             "prepare": yaml.safe_load(prep.read_text()) if prep.is_file() else None,
+            "endpoint": exp.endpoint,
             "n_patients": len(cases), "n_dm": sum(c.label == 1 for c in cases),
             "n_no_dm": sum(c.label == 0 for c in cases),
-            "excluded": {str(r.patient_id): str(r.exclusion) for r in excluded.itertuples()},
+            "excluded": {} if exp.endpoint != "dm" else
+                        {str(r.patient_id): str(r.exclusion) for r in excluded.itertuples()},
+            **(_endpoint_summary(cases) if exp.endpoint != "dm" else {}),
             # the handcrafted-feature table the methods read: the cache's full-contour one, or the box
             "features": sorted({c.feature_source or "box" for c in cases}),
         },
@@ -116,6 +119,17 @@ def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cas
     config = json.loads(json.dumps(config, default=str))  # plain types only (e.g. TorchVersion)
     with atomic_path(out / "config.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _endpoint_summary(cases: Sequence[CaseData]) -> dict[str, Any]:
+    """Events, censored patients and follow-up of a survival cohort (for config.yaml)."""
+    from chmfl.data.cases import survival_of
+    from chmfl.stats.survival import median_followup
+
+    time, event = survival_of(cases)
+    return {"n_events": int(event.sum()), "n_censored": int((~event).sum()),
+            "median_followup_days_reverse_km": median_followup(time, event),
+            "time_origin": "PET/CT scan (diagnosis + MRI offset + MRI-to-PET offset)"}
 
 
 def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int,
@@ -131,13 +145,14 @@ def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int,
         seed = fold_seed(opts.seed, repeat, fold)
         train, runtime = run_settings[run.label]
         folder = out / run.label / f"repeat_{repeat}" / f"fold_{fold}"
-        jobs.append(FoldJob(run, repeat, fold, FitContext(train, runtime, seed, folder / "work"), weights, folder))
+        jobs.append(FoldJob(run, repeat, fold, FitContext(train, runtime, seed, folder / "work"), weights, folder,
+                            exp.endpoint))
     return jobs, skipped
 
 
 def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: RunOptions) -> Path:
     """Run ``exp`` on the prepared cohort in ``cache``, recording everything in ``out``."""
-    cases = load_cases(cache)
+    cases = load_cases(cache, endpoint=exp.endpoint)
     for p in opts.pretrained.values():
         if not Path(p).is_file():
             raise ChmflError(f"pretrained weights file not found: {p}")
@@ -159,7 +174,8 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
                       run_settings)
     frames = _run_jobs(all_jobs, by_id, opts)
     if main:
-        write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs], exp.reference)
+        write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs], exp.reference,
+                        exp.endpoint)
         _write_config(out, exp, opts, Path(cache), cases,
                       {"started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
                        "skipped": skipped}, run_settings)
@@ -197,16 +213,22 @@ def _worker_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob], reference: str | None = None) -> None:
+def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob], reference: str | None = None,
+                    endpoint: str = "dm") -> None:
     """Top-level predictions.csv, metrics.csv (per fold and pooled), timing.csv, and
-    summary.csv / comparisons.csv computed from those two files alone (chmfl.stats.inference)."""
-    from chmfl.stats import classification_metrics, metrics_rows, pooled_rows, statistics_tables
+    summary.csv / comparisons.csv computed from those two files alone (chmfl.stats.inference).
+    On the DM-free survival endpoint the metrics are survival metrics (``cv.survival``)."""
+    from chmfl.stats import statistics_tables
 
-    rows = []
-    for (label, rep, fold), g in preds.groupby(["method", "repeat", "fold"], sort=False):
-        rows += metrics_rows(label, rep, fold, classification_metrics(g["label"], g["probability"]))
-    for (label, rep), g in preds.groupby(["method", "repeat"], sort=False):
-        rows += pooled_rows(label, rep, g)
+    if endpoint == "dm":
+        rows = _classification_rows(preds)
+    else:
+        from chmfl.cv.survival import survival_metric_rows
+
+        dirs: dict[tuple[str, int], list[Path]] = {}
+        for j in jobs:
+            dirs.setdefault((j.label, j.repeat), []).append(j.out)
+        rows = survival_metric_rows(preds, dirs)
     rows += _seg_rows(jobs)
     timing = [_timing_row(j) for j in jobs]
     metrics = pd.DataFrame(rows)
@@ -214,6 +236,18 @@ def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob], ref
                      *statistics_tables(metrics, preds, reference).items()):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)
+
+
+def _classification_rows(preds: pd.DataFrame) -> list[dict]:
+    """metrics.csv rows of a DM run: per fold, and pooled per repeat."""
+    from chmfl.stats import classification_metrics, metrics_rows, pooled_rows
+
+    rows = []
+    for (label, rep, fold), g in preds.groupby(["method", "repeat", "fold"], sort=False):
+        rows += metrics_rows(label, rep, fold, classification_metrics(g["label"], g["probability"]))
+    for (label, rep), g in preds.groupby(["method", "repeat"], sort=False):
+        rows += pooled_rows(label, rep, g)
+    return rows
 
 
 def _seg_rows(jobs: Sequence[FoldJob]) -> list[dict]:

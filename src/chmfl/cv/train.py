@@ -18,6 +18,7 @@ from chmfl.cv.runner import RunOptions, fold_settings
 from chmfl.data.cases import load_cases
 from chmfl.errors import ChmflError
 from chmfl.methods.base import FitContext
+from chmfl.methods.registry import METHODS
 
 
 def train_final(method: str, cache: str | Path, out: str | Path, opts: RunOptions,
@@ -32,15 +33,16 @@ def train_final(method: str, cache: str | Path, out: str | Path, opts: RunOption
         run = dataclasses.replace(run, model_kwargs={**run.model_kwargs, **model_kwargs})
     if pretrained and not Path(pretrained).is_file():
         raise ChmflError(f"pretrained weights file not found: {pretrained}")
-    cases = load_cases(cache)
+    endpoint = METHODS[run.method].endpoint  # survival models train on every patient with an endpoint
+    cases = load_cases(cache, endpoint=endpoint)
     prep_path = Path(cache) / "prepare_config.yaml"
     if not prep_path.is_file():
         raise ChmflError(f"{cache} has no prepare_config.yaml: prepare it with 'chmfl data prepare'")
     prepare = yaml.safe_load(prep_path.read_text())
-    exp = Experiment("train", "final model", (run,))
+    exp = Experiment("train", "final model", (run,), endpoint=endpoint)
     out = Path(out)
     train, runtime = fold_settings(exp, run, opts)
-    job = FoldJob(run, 0, 0, FitContext(train, runtime, opts.seed, out / "work"), pretrained, out)
+    job = FoldJob(run, 0, 0, FitContext(train, runtime, opts.seed, out / "work"), pretrained, out, endpoint)
     m = build_method(job, opts.progress)
     m.fit(cases)
     m.save(out / "model", extra={"preprocess": prepare, "trained_on": [c.patient_id for c in cases]})

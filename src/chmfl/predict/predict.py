@@ -87,17 +87,27 @@ class Predictor:
         arrays = preprocess_case(str(pid), ct, pet, mask, self.prepare, center_xyz=p.center)
         return arrays, ct
 
+    def _scores(self, case: CaseData, out: dict) -> dict:
+        """P(DM) of a classifier; the risk score and DM-free probabilities at 1, 2, 3 years
+        from the PET scan of a survival model (where it predicts them)."""
+        if "risk" not in out:
+            return {"probability": float(out["probability"][0])}
+        from chmfl.stats.survival import HORIZONS_DAYS
+
+        scores = {"risk": float(out["risk"][0]), "endpoint": "dm-free-survival"}
+        if "predict_survival" in self.method.capabilities:
+            s = self.method.predict_survival([case], list(HORIZONS_DAYS))[0]
+            scores["dm_free_probability"] = {f"{d}d": float(v) for d, v in zip(HORIZONS_DAYS, s)}
+        return scores
+
     def predict(self, p: PatientInput) -> tuple[dict, Volume | None, Volume]:
         """(prediction record, predicted mask on the CT grid or None, the CT volume)."""
         arrays, ct = self.prepare_patient(p)
         case = CaseData(arrays.patient_id, None, arrays=arrays)
-        if hasattr(self.method, "predict_all"):
-            out = self.method.predict_all([case], saliency=False)
-        else:
-            out = {"probability": np.asarray(self.method.predict_proba([case]))}
+        out = self.method.predict_all([case], saliency=False)  # "risk" for a survival model
         record = {
             "patient_id": arrays.patient_id,
-            "probability": float(out["probability"][0]),
+            **self._scores(case, out),
             "model": {"method": self.name, "path": str(self.model_dir.resolve()), "chmfl_version": __version__},
             "preprocessing": {
                 "config": self.prepare.to_dict(), "center_xyz_mm": list(arrays.center),
@@ -156,7 +166,9 @@ def predict_patients(model_dir: str | Path, patients: list[PatientInput], out: s
             target = tmp if len(patients) == 1 else tmp / record["patient_id"]
             target.mkdir(parents=True, exist_ok=True)
             write_prediction(target, record, mask, p.ct)
-            rows.append({"patient_id": record["patient_id"], "probability": record["probability"],
+            scores = {k: record[k] for k in ("probability", "risk") if k in record}
+            scores.update({f"dm_free_{k}": v for k, v in record.get("dm_free_probability", {}).items()})
+            rows.append({"patient_id": record["patient_id"], **scores,
                          "model": predictor.name, "center_method": record["preprocessing"]["center_method"]})
         if len(patients) > 1:
             pd.DataFrame(rows).to_csv(tmp / "predictions.csv", index=False)

@@ -21,6 +21,7 @@ from chmfl.stats import fold_rows, normalize_metrics, pooled_rows
 log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ("method", "repeat", "fold", "patient_id", "label", "probability")
+SURVIVAL_PREDICTION_COLUMNS = ("method", "repeat", "fold", "patient_id", "label", "time_days", "event", "risk")
 TIMING_COLUMNS = ("method", "repeat", "fold", "fit_s", "predict_s", "peak_rss_gb", "epochs", "device", "precision")
 
 
@@ -40,6 +41,12 @@ class Results:
         if isinstance(exp, dict):
             exp = exp.get("name")
         return str(exp) if exp else None
+
+    @property
+    def survival(self) -> bool:
+        """True for a DM-free survival run (risk scores, not DM probabilities)."""
+        return self.predictions is not None and "risk" in self.predictions.columns \
+            and "probability" not in self.predictions.columns
 
     @property
     def methods(self) -> list[str]:
@@ -114,12 +121,20 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
-    df = _read_csv(path, PREDICTION_COLUMNS)
+    """``predictions.csv`` of a DM run (label, probability) or a DM-free survival run
+    (label, time_days, event, risk; cv.survival)."""
+    head = _read_csv(path, ("method",))
+    survival = "risk" in head.columns and "probability" not in head.columns
+    df = _read_csv(path, SURVIVAL_PREDICTION_COLUMNS if survival else PREDICTION_COLUMNS)
+    numeric = ("risk", "time_days") if survival else ("probability",)
     try:
         df["repeat"] = df["repeat"].astype(int)
         df["fold"] = df["fold"].astype(int)
         df["label"] = df["label"].astype(int)
-        df["probability"] = df["probability"].astype(float)
+        for col in numeric:
+            df[col] = df[col].astype(float)
+        if survival:
+            df["event"] = df["event"].astype(int)
     except (TypeError, ValueError) as exc:
         raise ChmflError(f"{path}: non-numeric repeat/fold/label/probability ({exc})") from None
     return df
@@ -169,9 +184,11 @@ def load_results(results_dir: str | Path) -> Results:
         notes.append("predictions.csv is missing: no ROC curves, confusion matrices, pooled CIs or DeLong tests.")
     if met_path.is_file():
         metrics = normalize_metrics(_read_csv(met_path, ("method", "repeat", "fold", "metric", "value")))
-    else:
+    elif "probability" in predictions.columns:
         metrics = metrics_from_predictions(predictions)
         notes.append("metrics.csv is missing: classification metrics recomputed from predictions.csv.")
+    else:
+        raise ChmflError(f"{met_path} is missing: survival metrics are only read from metrics.csv")
     timing = None
     if (root / "timing.csv").is_file():
         timing = _read_csv(root / "timing.csv", ("method", "repeat", "fold"))

@@ -11,6 +11,7 @@ import yaml
 
 from chmfl import __version__
 from chmfl.report import calibration_figs, figures, images, statistics, tables
+from chmfl.report import survival as surv
 from chmfl.report.html import KeyValues, Note, Pre
 from chmfl.report.load import Results
 from chmfl.report.paper import paper_data, paper_table
@@ -28,6 +29,9 @@ def _paper_comparison(res: Results, safe: Safe, kind: tuple[str, ...]) -> Iterat
 def classification(res: Results, safe: Safe) -> Iterator:
     for note in res.notes:
         yield Note(note)
+    if res.survival:
+        yield Note("DM-free survival run: the methods' risk scores are evaluated in the Survival section.")
+        return
     yield safe(tables.classification_table, res)
     yield from _paper_comparison(res, safe, CLASSIFICATION_METRICS)
     yield safe(tables.pooled_table, res)
@@ -35,9 +39,22 @@ def classification(res: Results, safe: Safe) -> Iterator:
 
 
 def roc(res: Results, safe: Safe) -> Iterator:
+    if res.survival:
+        yield "a DM-free survival run has no DM probabilities (see the Survival section)"
+        return
     yield safe(figures.roc_figure, res)
     yield safe(calibration_figs.reliability_figure, res)
     yield safe(calibration_figs.decision_curve_figure, res)
+
+
+def survival(res: Results, safe: Safe) -> Iterator:
+    if not res.survival:
+        yield "not a DM-free survival run (chmfl cv --endpoint dm-free-survival)"
+        return
+    yield safe(surv.cindex_table, res)
+    yield safe(surv.td_auc_table, res)
+    yield safe(surv.km_figure, res)
+    yield safe(surv.c_index_figure, res)
 
 
 def _fig_s1_note(res: Results) -> Note | None:
@@ -50,6 +67,8 @@ def _fig_s1_note(res: Results) -> Note | None:
 
 
 def confusion(res: Results, safe: Safe) -> Iterator:
+    if res.survival:
+        return
     yield safe(figures.confusion_figure, res)
     if (note := _fig_s1_note(res)) is not None:
         yield note
@@ -163,6 +182,7 @@ SECTIONS = (
     ("Classification", "classification", classification),
     ("Statistics", "statistics", statistics.section),
     ("ROC curves", "roc", roc),
+    ("Survival", "survival", survival),
     ("Confusion matrices", "confusion", confusion),
     ("CFL weight sweep", "sweep", sweep),
     ("Learned features", "features", learned_features),
