@@ -1,12 +1,13 @@
 """``chmfl demo``: the whole pipeline on the real cohort bundled with the package, offline.
 
-Runs a 6-fold cross-validation of CHMFL and two baselines (the SUVmax + volume floor and
-HC+RF) on the 48 included patients of the bundled 4 mm cache, then writes the report.
+Runs a 6-fold cross-validation of CHMFL and three baselines (the SUVmax + volume floor, the
+clinical baseline on age, grade and histology, and HC+RF) on the 48 included patients of the
+bundled 4 mm cache, then writes the report.
 To fit in about ten minutes on two CPU cores, CHMFL runs in its named ``demo`` size
 (``models.chmfl.SIZES``: narrower channels, 3x3x3 decoder convolutions: same architecture,
 ~1/20 of the FLOPs) with a short robust schedule; ``--full`` runs the faithful network instead
 (hours on a CPU). Every setting used is written to the results' config.yaml; the same run is
-``chmfl cv --data <bundled cache> --methods "suvmax-volume,hc-rf,chmfl[size=demo]" --set
+``chmfl cv --data <bundled cache> --methods "suvmax-volume,clinical,hc-rf,chmfl[size=demo]" --set
 epochs=12 --set batch_size=4 --set augment=true --set lr=0.001 --set patience=100``.
 """
 
@@ -30,7 +31,7 @@ def demo_experiment(full: bool = False) -> Experiment:
     chmfl = MethodRun("chmfl") if full else MethodRun("chmfl", size="demo")
     return Experiment(
         name="demo", title="chmfl demo: 6-fold CV on the bundled 48-patient cohort (4 mm)",
-        methods=(MethodRun("suvmax-volume"), MethodRun("hc-rf"), chmfl),
+        methods=(MethodRun("suvmax-volume"), MethodRun("clinical"), MethodRun("hc-rf"), chmfl),
         reference=chmfl.label, folds=6, repeats=1, train=dict(DEMO_TRAIN),
     )
 
