@@ -11,6 +11,7 @@ from lifelines.utils import concordance_index
 from chmfl.errors import ChmflError
 from chmfl.stats.survival import (
     bootstrap_survival_ci,
+    concordance_rows,
     corrected_repeated_cv,
     harrell_c,
     integrated_brier,
@@ -20,6 +21,7 @@ from chmfl.stats.survival import (
     survival_metrics,
     time_dependent_auc,
     uno_c,
+    uno_weights,
 )
 
 
@@ -90,6 +92,20 @@ def test_survival_metrics_keys_and_bootstrap():
     assert set(m) == {"c_harrell", "c_uno", "auc_365d", "auc_730d", "auc_1095d", "ibs"} and np.isnan(m["ibs"])
     low, high = bootstrap_survival_ci(time, event, risk, n=200)
     assert low < m["c_harrell"] < high
+    low, high = bootstrap_survival_ci(time, event, risk, "c_uno", n=200)
+    assert low < m["c_uno"] < high
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_vectorised_concordance_equals_sksurv(ties):
+    """The bootstrap's engine reproduces Harrell's and Uno's C of scikit-survival exactly."""
+    time, event, risk = _data(seed=8, ties=ties)
+    time = np.round(time / 40.0) * 40.0 + 1.0  # tied times, events and censorings among them
+    c = concordance_rows(time, event, risk, np.ones_like(time))[0]
+    assert c == pytest.approx(harrell_c(time, event, risk), abs=1e-12)
+    assert c == pytest.approx(concordance_index(time, -risk, event), abs=1e-12)
+    u = concordance_rows(time, event, risk, uno_weights(time, event))[0]
+    assert u == pytest.approx(uno_c(time, event, risk), abs=1e-12)
 
 
 def test_corrected_repeated_cv_hand_computed():

@@ -84,7 +84,7 @@ def survival_metric_rows(preds: pd.DataFrame, fold_dirs: dict[tuple[str, int], l
     time-dependent AUC at 1, 2, 3 years, integrated Brier score and the log-rank p of the
     training-median risk split. The censoring distribution (IPCW) is the repeat's cohort."""
     from chmfl.stats import metrics_rows
-    from chmfl.stats.survival import bootstrap_survival_ci, harrell_c, logrank_p, survival_metrics, uno_c
+    from chmfl.stats.survival import bootstrap_survival_ci, logrank_p, survival_metrics
 
     rows: list[dict] = []
     for (label, rep), g in preds.groupby(["method", "repeat"], sort=False):
@@ -94,9 +94,9 @@ def survival_metric_rows(preds: pd.DataFrame, fold_dirs: dict[tuple[str, int], l
             rows += metrics_rows(label, rep, fold, m)
         grid = _grid(fold_dirs.get((label, rep), []), g["patient_id"])
         m = survival_metrics(g["time_days"], g["event"], g["risk"], grid, censoring=cohort)
-        for name, fn in (("c_harrell", harrell_c), ("c_uno", uno_c)):
+        for name in ("c_harrell", "c_uno"):
             m[f"{name}_ci_low"], m[f"{name}_ci_high"] = bootstrap_survival_ci(
-                g["time_days"], g["event"], g["risk"], fn, n=n_boot, seed=int(rep))
+                g["time_days"], g["event"], g["risk"], name, n=n_boot, seed=int(rep), censoring=cohort)
         m["logrank_p"] = logrank_p(g["time_days"], g["event"], g["risk_group"])
         rows += metrics_rows(label, rep, "all", m)
     return rows

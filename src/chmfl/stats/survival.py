@@ -14,7 +14,7 @@ Uno's C is truncated at ``TAU`` days, where the censoring distribution is still 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
@@ -136,22 +136,57 @@ def survival_metrics(time, event, risk, survival: np.ndarray | None = None,
     return out
 
 
-def bootstrap_survival_ci(time, event, risk, metric: Callable = harrell_c, n: int = 1000,
-                          seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile (1 - alpha) bootstrap interval of ``metric(time, event, risk)`` over patients,
-    resampled within events and censored patients separately (each resample keeps the event
-    count); NaN resamples are ignored."""
+def uno_weights(time, event, censoring: tuple | None = None, tau: float | None = TAU) -> np.ndarray:
+    """Per-patient weights of Uno's C as scikit-survival computes them: 1 / G(t_i)^2 for events
+    before ``tau`` (G: Kaplan-Meier of the censoring times of ``censoring``), else 0."""
+    from sksurv.nonparametric import CensoringDistributionEstimator
+
+    y = structured(time, event)
+    train = y if censoring is None else structured(*censoring)
+    tau = np.inf if tau is None else min(float(tau), float(train["time"].max()) - 1e-9)
+    keep = y["time"] < tau
+    w = np.zeros(len(y))
+    if keep.any():
+        w[keep] = CensoringDistributionEstimator().fit(train).predict_ipcw(y[keep]) ** 2
+    return w
+
+
+def concordance_rows(time: np.ndarray, event: np.ndarray, risk: np.ndarray, weights: np.ndarray,
+                     tied_tol: float = 1e-8) -> np.ndarray:
+    """Weighted concordance of each row of (B, n) arrays, vectorised (the bootstrap's engine):
+    pairs (i, j) are comparable when i has the event and t_j > t_i, or t_j = t_i with j
+    censored (scikit-survival's rule); concordant when r_i > r_j, a risk tie counts 1/2; each
+    pair weighs ``weights[i]`` (1: Harrell's C; ``uno_weights``: Uno's). NaN without pairs."""
+    t, e, r, w = (np.atleast_2d(np.asarray(a)) for a in (time, event, risk, weights))
+    later = t[:, None, :] > t[:, :, None]
+    same_censored = (t[:, None, :] == t[:, :, None]) & ~e[:, None, :].astype(bool)
+    comp = e[:, :, None].astype(bool) & (later | same_censored)  # (B, i, j)
+    diff = r[:, :, None] - r[:, None, :]
+    score = np.where(np.abs(diff) <= tied_tol, 0.5, (diff > 0).astype(float))
+    num = (comp * score * w[:, :, None]).sum(axis=(1, 2))
+    den = (comp * w[:, :, None]).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def bootstrap_survival_ci(time, event, risk, metric: str = "c_harrell", n: int = 1000, seed: int = 0,
+                          alpha: float = 0.05, censoring: tuple | None = None) -> tuple[float, float]:
+    """Percentile (1 - alpha) bootstrap interval of Harrell's (``metric="c_harrell"``) or Uno's
+    (``"c_uno"``; censoring distribution from ``censoring``, default the data, held fixed as in
+    the point estimate) C over patients, resampled within events and censored patients
+    separately (each resample keeps the event count); resamples without pairs are ignored."""
+    if metric not in ("c_harrell", "c_uno"):
+        raise ChmflError(f"bootstrap CIs are for c_harrell or c_uno, not {metric!r}")
     y = structured(time, event)
     r = _risk(risk, len(y))
+    w = np.ones(len(y)) if metric == "c_harrell" else uno_weights(y["time"], y["event"], censoring)
     ev, cens = np.flatnonzero(y["event"]), np.flatnonzero(~y["event"])
     if ev.size == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n):
-        idx = np.concatenate([rng.choice(ev, ev.size), rng.choice(cens, cens.size) if cens.size else []]).astype(int)
-        values.append(metric(y["time"][idx], y["event"][idx], r[idx]))
-    v = np.asarray(values, dtype=float)
+    parts = [rng.choice(ev, size=(n, ev.size))] + ([rng.choice(cens, size=(n, cens.size))] if cens.size else [])
+    idx = np.concatenate(parts, axis=1)  # (n, n_patients)
+    v = concordance_rows(y["time"][idx], y["event"][idx], r[idx], w[idx])
     v = v[~np.isnan(v)]
     if v.size == 0:
         return float("nan"), float("nan")
