@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import logrank_test
@@ -12,13 +13,13 @@ from chmfl.errors import ChmflError
 from chmfl.stats.survival import (
     bootstrap_survival_ci,
     concordance_rows,
-    corrected_repeated_cv,
     harrell_c,
     integrated_brier,
     kaplan_meier,
     logrank_p,
     median_followup,
     survival_metrics,
+    survival_statistics_tables,
     time_dependent_auc,
     uno_c,
     uno_weights,
@@ -108,14 +109,30 @@ def test_vectorised_concordance_equals_sksurv(ties):
     assert u == pytest.approx(uno_c(time, event, risk), abs=1e-12)
 
 
-def test_corrected_repeated_cv_hand_computed():
-    values = np.array([[0.6, 0.7], [0.8, 0.7]])  # 2 repeats x 2 folds
-    mean, low, high = corrected_repeated_cv(values, test_train_ratio=8 / 40)
-    se = np.sqrt((1 / 4 + 0.2) * np.var(values, ddof=1))
-    from scipy.stats import t
+def test_survival_summary_and_comparisons_use_the_corrected_t():
+    from chmfl.stats.corrected import corrected_resampled_t
 
-    assert mean == pytest.approx(0.7)
-    assert high - mean == pytest.approx(t.ppf(0.975, 3) * se)
+    rows = []
+    for method, shift in (("a", 0.0), ("b", 0.05)):
+        for rep in range(2):
+            for fold in range(3):
+                for metric in ("c_harrell", "c_uno"):
+                    rows.append({"method": method, "repeat": rep, "fold": fold, "metric": metric,
+                                 "value": 0.6 + shift + 0.01 * fold + 0.02 * rep})
+            rows += [{"method": method, "repeat": rep, "fold": "all", "metric": m, "value": v}
+                     for m, v in (("c_harrell", 0.62 + shift), ("c_harrell_ci_low", 0.5), ("c_harrell_ci_high", 0.7),
+                                  ("ibs", 0.2))]
+    metrics = pd.DataFrame(rows)
+    tables = survival_statistics_tables(metrics, reference="a")
+    s = tables["summary.csv"]
+    fold = s[(s.method == "a") & (s.metric == "c_harrell") & (s.level == "fold")].iloc[0]
+    want = corrected_resampled_t([0.6, 0.61, 0.62, 0.62, 0.63, 0.64], 0.5)
+    assert (fold.estimate, fold.low, fold.high) == pytest.approx((want.mean, want.low, want.high))
+    pooled = s[(s.method == "b") & (s.metric == "c_harrell") & (s.level == "pooled")].iloc[0]
+    assert (pooled.estimate, pooled.low, pooled.high) == pytest.approx((0.67, 0.5, 0.7))
+    c = tables["comparisons.csv"]
+    assert set(c.metric) == {"c_harrell", "c_uno"} and (c.method == "b").all()
+    assert c["diff"].to_numpy() == pytest.approx([0.05, 0.05])
 
 
 def test_bad_survival_input():

@@ -217,23 +217,25 @@ def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob], ref
                     endpoint: str = "dm") -> None:
     """Top-level predictions.csv, metrics.csv (per fold and pooled), timing.csv, and
     summary.csv / comparisons.csv computed from those two files alone (chmfl.stats.inference).
-    On the DM-free survival endpoint the metrics are survival metrics (``cv.survival``)."""
+    On the DM-free survival endpoint the metrics are survival metrics (``cv.survival``) and the
+    summaries those of the C-indices (``stats.survival.survival_statistics_tables``)."""
     from chmfl.stats import statistics_tables
 
     if endpoint == "dm":
-        rows = _classification_rows(preds)
+        metrics = pd.DataFrame(_classification_rows(preds) + _seg_rows(jobs))
+        tables = statistics_tables(metrics, preds, reference)
     else:
         from chmfl.cv.survival import survival_metric_rows
+        from chmfl.stats.survival import survival_statistics_tables
 
         dirs: dict[tuple[str, int], list[Path]] = {}
         for j in jobs:
             dirs.setdefault((j.label, j.repeat), []).append(j.out)
-        rows = survival_metric_rows(preds, dirs)
-    rows += _seg_rows(jobs)
-    timing = [_timing_row(j) for j in jobs]
-    metrics = pd.DataFrame(rows)
-    for name, df in (("predictions.csv", preds), ("metrics.csv", metrics), ("timing.csv", pd.DataFrame(timing)),
-                     *statistics_tables(metrics, preds, reference).items()):
+        metrics = pd.DataFrame(survival_metric_rows(preds, dirs) + _seg_rows(jobs))
+        tables = survival_statistics_tables(metrics, reference)
+    timing = pd.DataFrame([_timing_row(j) for j in jobs])
+    for name, df in (("predictions.csv", preds), ("metrics.csv", metrics), ("timing.csv", timing),
+                     *tables.items()):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)
 

@@ -52,6 +52,7 @@ def survival(res: Results, safe: Safe) -> Iterator:
         yield "not a DM-free survival run (chmfl cv --endpoint dm-free-survival)"
         return
     yield safe(surv.cindex_table, res)
+    yield safe(surv.comparisons_table, res)
     yield safe(surv.td_auc_table, res)
     yield safe(surv.km_figure, res)
     yield safe(surv.c_index_figure, res)

@@ -122,6 +122,10 @@ def label_counts(res: Results) -> KeyValues | str:
 
 def section(res: Results, safe: Callable) -> Iterator:
     """The statistics section: label counts, summary, comparisons, MDD line."""
+    if res.survival:
+        yield Note("DM-free survival run: corrected intervals and paired C-index comparisons are in the "
+                   "Survival section.")
+        return
     yield safe(label_counts, res)
     yield safe(summary_table, res)
     table = safe(comparisons_table, res)

@@ -12,7 +12,12 @@ from chmfl.report.figures import FigureOut, method_colors
 from chmfl.report.load import Results
 from chmfl.report.render import Table, fmt, fmt_p, mean_ci
 from chmfl.stats import POOLED_FOLD
-from chmfl.stats.survival import HORIZONS_DAYS, corrected_repeated_cv, kaplan_meier
+from chmfl.stats.survival import (
+    HORIZONS_DAYS,
+    SURVIVAL_FOLD_METRICS,
+    kaplan_meier,
+    survival_summary,
+)
 
 
 def _values(res: Results, method: str, metric: str, pooled: bool) -> pd.DataFrame:
@@ -21,7 +26,7 @@ def _values(res: Results, method: str, metric: str, pooled: bool) -> pd.DataFram
     return rows[(rows["fold"] == POOLED_FOLD) == pooled]
 
 
-def _fold_matrix(res: Results, method: str, metric: str) -> np.ndarray:
+def _fold_matrix(res: Results, method: str, metric: str) -> np.ndarray:  # for the per-fold figure
     """Per-fold values as (repeats, folds)."""
     rows = _values(res, method, metric, pooled=False)
     return rows.pivot_table(index="repeat", columns="fold", values="value", dropna=False).to_numpy(float)
@@ -42,36 +47,60 @@ def _methods(res: Results) -> list[str]:
     return [m for m in res.methods if m in have]
 
 
+def _cell(summary: pd.DataFrame, method: str, metric: str, level: str) -> tuple[float, float, float]:
+    hit = summary[(summary["method"] == method) & (summary["metric"] == metric) & (summary["level"] == level)]
+    return tuple(float(hit.iloc[0][c]) for c in ("estimate", "low", "high")) if len(hit) else (np.nan,) * 3
+
+
 def cindex_table(res: Results) -> Table | str:
     """Harrell's and Uno's C per method: mean over folds and repeats with the Nadeau-Bengio
-    corrected 95 % CI, and pooled per repeat with the stratified bootstrap CI."""
+    corrected 95 % CI, and pooled per repeat with the stratified bootstrap CI (the numbers of
+    the run's summary.csv, recomputed from metrics.csv)."""
     methods = _methods(res)
     if not methods:
         return "no C-index rows in metrics.csv (not a DM-free survival run)"
-    k = _n_folds(res)
+    summary = survival_summary(res.metrics)
     display, data = [], []
     for m in methods:
         d_row, n_row = {"Method": m}, {"method": m}
         for metric, label in (("c_harrell", "Harrell's C"), ("c_uno", "Uno's C")):
-            mean, low, high = corrected_repeated_cv(_fold_matrix(res, m, metric), 1.0 / max(k - 1, 1))
-            pooled = [_pooled_mean(res, m, f"{metric}{s}") for s in ("", "_ci_low", "_ci_high")]
-            d_row[f"{label} (folds, corrected CI)"] = mean_ci(mean, low, high)
+            fold, pooled = _cell(summary, m, metric, "fold"), _cell(summary, m, metric, "pooled")
+            d_row[f"{label} (folds, corrected CI)"] = mean_ci(*fold)
             d_row[f"{label} (pooled, bootstrap CI)"] = mean_ci(*pooled)
-            n_row.update({f"{metric}_mean": mean, f"{metric}_low": low, f"{metric}_high": high,
+            n_row.update({f"{metric}_mean": fold[0], f"{metric}_low": fold[1], f"{metric}_high": fold[2],
                           f"{metric}_pooled": pooled[0], f"{metric}_pooled_low": pooled[1],
                           f"{metric}_pooled_high": pooled[2]})
         p = _values(res, m, "logrank_p", pooled=True)["value"].to_numpy(float)
-        d_row["Log-rank p (median over repeats)"] = fmt_p(float(np.nanmedian(p)) if p.size else float("nan"))
         n_row["logrank_p_median"] = float(np.nanmedian(p)) if p.size else float("nan")
+        d_row["Log-rank p (median over repeats)"] = fmt_p(n_row["logrank_p_median"])
         display.append(d_row)
         data.append(n_row)
-    note = (f"{k} folds × {len(res.repeats)} repeat(s). Folds: mean of per-fold C over all folds and repeats, "
-            "95% CI by the Nadeau-Bengio corrected resampled t (n_test/n_train = 1/(K-1)). Pooled: C of each "
-            "repeat's concatenated test predictions, averaged over repeats, with the per-repeat stratified "
-            "bootstrap 95% CI (1000 resamples) averaged likewise. Uno's C truncated at 3 years; censoring "
-            "weights from the cohort's Kaplan-Meier. Log-rank: test patients split at the training fold's "
-            "median risk, pooled over the folds of a repeat.")
+    note = (f"{_n_folds(res)} folds × {len(res.repeats)} repeat(s). Folds: mean of the per-fold C over all folds "
+            "and repeats, 95% CI by the Nadeau-Bengio corrected resampled t (n_test/n_train = 1/(K-1), df = J-1). "
+            "Pooled: C of each repeat's concatenated test predictions, averaged over repeats, with the per-repeat "
+            "stratified bootstrap 95% CI (1000 resamples) averaged likewise. Uno's C truncated at 3 years; "
+            "censoring weights from the cohort's Kaplan-Meier. Log-rank: test patients split at the training "
+            "fold's median risk, pooled over the folds of a repeat.")
     return Table("survival_cindex", "DM-free survival: concordance", pd.DataFrame(display), pd.DataFrame(data), note)
+
+
+def comparisons_table(res: Results) -> Table | str:
+    """Each method vs the reference on the fold C-indices: paired corrected t-test, Holm."""
+    from chmfl.stats.inference import paired_comparisons
+
+    c = paired_comparisons(res.metrics, res.reference, metric_names=SURVIVAL_FOLD_METRICS)
+    if c.empty:
+        return "fewer than two methods or two folds: no paired C-index comparisons"
+    names = {"c_harrell": "Harrell's C", "c_uno": "Uno's C"}
+    display = [{"Method": r["method"], "vs": r["versus"], "Metric": names[r["metric"]],
+                "Δ [95% CI]": mean_ci(r["diff"], r["low"], r["high"]), "t (df)": f"{fmt(r['t'], 2)} ({r['df']})",
+                "p": fmt_p(r["p"]), "p (Holm)": fmt_p(r["p_holm"]), "MDD (80%)": fmt(r["mdd"])}
+               for r in c.to_dict("records")]
+    note = ("Each method minus the comparator on the same (repeat, fold) test sets: corrected resampled t-test "
+            "of the fold differences (Nadeau & Bengio 2003), Holm across the table; MDD: the smallest true "
+            "difference detectable with 80% power (as the classification comparisons).")
+    return Table("survival_comparisons", "DM-free survival: paired C-index comparisons",
+                 pd.DataFrame(display), c, note)
 
 
 def td_auc_table(res: Results) -> Table | str:

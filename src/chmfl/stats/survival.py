@@ -17,9 +17,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+import pandas as pd
 
 from chmfl.errors import ChmflError
+from chmfl.stats.rows import POOLED_FOLD
 
 YEAR_DAYS = 365.25
 HORIZONS_DAYS = (365, 730, 1095)  # 1, 2 and 3 years for the time-dependent AUC and predict
@@ -222,17 +223,54 @@ def logrank_p(time, event, group) -> float:
     return float(compare_survival(y, g)[1])
 
 
-def corrected_repeated_cv(values: np.ndarray, test_train_ratio: float, alpha: float = 0.05) -> tuple[float, float, float]:
-    """Mean of per-fold values (repeats x folds) with the Nadeau-Bengio corrected resampled-t
-    (1 - alpha) interval: variance (1 / (R K) + n_test / n_train) * S^2, R K - 1 degrees of
-    freedom (Bouckaert & Frank 2004). NaN values are dropped; (mean, NaN, NaN) below 2 values."""
-    v = np.asarray(values, dtype=float).ravel()
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(v.mean())
-    if v.size < 2:
-        return mean, float("nan"), float("nan")
-    se = math.sqrt((1.0 / v.size + test_train_ratio) * float(v.var(ddof=1)))
-    half = float(stats.t.ppf(1.0 - alpha / 2.0, v.size - 1)) * se
-    return mean, mean - half, mean + half
+SURVIVAL_FOLD_METRICS = ("c_harrell", "c_uno")  # defined in every fold: corrected t over folds
+SURVIVAL_POOLED_METRICS = (*SURVIVAL_METRICS, "logrank_p")
+
+
+def _pooled_summary(df: pd.DataFrame, method: str, metric: str, k: int) -> dict:
+    """Mean over repeats of a pooled metric; for the C-indices the per-repeat bootstrap bounds
+    averaged likewise, otherwise no interval (min/max: the spread over repeats)."""
+    pooled = df[(df["method"] == method) & (df["fold"] == POOLED_FOLD)]
+    values = pooled[pooled["metric"] == metric]["value"].dropna()
+    bound = lambda b: pooled[pooled["metric"] == f"{metric}_ci_{b}"]["value"].mean()  # noqa: E731
+    has_ci = metric in SURVIVAL_FOLD_METRICS
+    nan = float("nan")
+    return {"method": method, "metric": metric, "level": "pooled",
+            "estimate": values.mean() if len(values) else nan,
+            "low": bound("low") if has_ci else nan, "high": bound("high") if has_ci else nan,
+            "interval": "bootstrap (per-repeat bounds averaged)" if has_ci else "none", "se": nan,
+            "sd": values.std(ddof=1) if len(values) > 1 else nan, "n": len(values),
+            "min": values.min() if len(values) else nan, "max": values.max() if len(values) else nan,
+            "n_folds": k, "n_repeats": len(values), "test_train_ratio": nan}
+
+
+def survival_summary(metrics: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """``summary.csv`` of a survival run (stats.inference's columns): Harrell's and Uno's C over
+    all test folds with the Nadeau-Bengio corrected CI, and every pooled metric's mean over repeats."""
+    from chmfl.stats.corrected import corrected_resampled_t, kfold_test_train_ratio
+    from chmfl.stats.inference import SUMMARY_COLUMNS, n_folds
+    from chmfl.stats.summary import normalize_metrics
+
+    df = normalize_metrics(metrics)
+    k = n_folds(df)
+    rows = []
+    for method in dict.fromkeys(df["method"]):
+        for metric in SURVIVAL_FOLD_METRICS if k >= 2 else ():
+            part = df[(df["method"] == method) & (df["metric"] == metric) & (df["fold"] != POOLED_FOLD)]
+            c = corrected_resampled_t(part["value"].to_numpy(), kfold_test_train_ratio(k), alpha=alpha)
+            v = part["value"].dropna()
+            rows.append({"method": method, "metric": metric, "level": "fold", "estimate": c.mean, "low": c.low,
+                         "high": c.high, "interval": "nadeau-bengio", "se": c.se, "sd": c.sd, "n": c.n,
+                         "min": v.min(), "max": v.max(), "n_folds": k, "n_repeats": part["repeat"].nunique(),
+                         "test_train_ratio": kfold_test_train_ratio(k)})
+        rows += [_pooled_summary(df, method, m, k) for m in SURVIVAL_POOLED_METRICS]
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def survival_statistics_tables(metrics: pd.DataFrame, reference: str | None) -> dict[str, pd.DataFrame]:
+    """{"summary.csv", "comparisons.csv"} of a survival run: the classification run's treatment
+    (corrected intervals; paired corrected t-tests of the fold C-indices, Holm) for the C-indices."""
+    from chmfl.stats.inference import paired_comparisons
+
+    return {"summary.csv": survival_summary(metrics),
+            "comparisons.csv": paired_comparisons(metrics, reference, metric_names=SURVIVAL_FOLD_METRICS)}
