@@ -75,3 +75,18 @@ def test_report_has_the_survival_section(run):
 def test_survival_methods_refused_on_the_binary_endpoint(tmp_path, capsys):
     assert main(["cv", "--data", str(BUNDLE), "--out", str(tmp_path / "x"), "--methods", "cox-clinical"]) != 0
     assert "dm-free-survival" in capsys.readouterr().err
+
+
+def test_horizon_days_relabels_and_counts_the_unknowns(tmp_path, caplog):
+    out = tmp_path / "h"
+    assert main(["cv", "--data", str(BUNDLE), "--out", str(out), "--methods", "suvmax-volume", "--folds", "3",
+                 "--horizon-days", "730", "--no-progress"]) == 0
+    import yaml
+
+    counts = yaml.safe_load((out / "config.yaml").read_text())["horizon"]
+    assert (counts["dm"], counts["no_dm"], counts["unknown"]) == (23, 16, 9)
+    preds = pd.read_csv(out / "predictions.csv", dtype={"patient_id": str})
+    assert len(preds) == 39 and not set(preds["patient_id"]) & set(counts["unknown_ids"])
+    assert "9 patient(s) censored before it left out" in caplog.text
+    assert main(["cv", "--data", str(BUNDLE), "--out", str(tmp_path / "bad"), "--methods", "cox-clinical",
+                 "--endpoint", "dm-free-survival", "--horizon-days", "730"]) != 0

@@ -25,6 +25,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _horizon(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--horizon-days", type=float, metavar="N",
+                   help="label = DM within N days of the PET scan (e.g. 730); patients censored before "
+                        "N days are left out and counted (binary endpoint only)")
+
+
 def _parallel(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel-folds", type=int, default=1, metavar="N",
                    help="run N fold jobs at once in separate processes, each with 1/N of the CPU "
@@ -41,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=6)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--reference", help="method the t-tests compare against (default chmfl)")
+    _horizon(p)
     p.add_argument("--endpoint", choices=("dm", "dm-free-survival"), default="dm",
                    help="dm: the binary DM label (default); dm-free-survival: time from the PET scan "
                         "to distant metastasis (C-index, time-dependent AUC, Kaplan-Meier)")
@@ -53,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int)
     p.add_argument("--pretrained", action="append", default=[], metavar="KEY=FILE",
                    help="weights for pretrained rows (Table SII), e.g. resnet18=resnet18.safetensors")
+    _horizon(p)
     _parallel(p)
     p.set_defaults(func=run_reproduce)
 
@@ -75,7 +83,8 @@ def _options(args: argparse.Namespace, **extra):
                                       **parse_key_values(args.sets)})
     return RunOptions(seed=args.seed, epochs=args.epochs, preset=args.preset,
                       train=train, runtime=runtime, progress=not args.no_progress,
-                      parallel_folds=getattr(args, "parallel_folds", 1), **extra)
+                      parallel_folds=getattr(args, "parallel_folds", 1),
+                      horizon_days=getattr(args, "horizon_days", None), **extra)
 
 
 def run_cv(args: argparse.Namespace) -> int:

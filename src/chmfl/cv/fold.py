@@ -47,6 +47,7 @@ class FoldJob:
     pretrained: str | None  # weights file for this run, if any
     out: Path  # DIR/<label>/repeat_r/fold_k
     endpoint: str = "dm"  # the experiment's: "dm" or "dm-free-survival" (cv.survival)
+    horizon_days: float | None = None  # DM label = DM within this many days (--horizon-days)
 
     @property
     def label(self) -> str:
@@ -72,10 +73,11 @@ def build_method(job: FoldJob, progress: bool = True) -> Method:
 
 def identity(job: FoldJob, method: Method) -> dict[str, Any]:
     """What a fold's result *is*: the method run's science, the training science the method
-    uses (None for methods without a network), the seed and the endpoint -- as JSON reads it back."""
+    uses (None for methods without a network), the seed and the endpoint with its horizon (the
+    labels) -- as JSON reads it back."""
     train = method.fit_info().train
     ident = {"run": job.run.science(), "train": None if train is None else train.to_dict(), "seed": job.seed,
-             "endpoint": job.endpoint}
+             "endpoint": job.endpoint, "horizon_days": job.horizon_days}
     return json.loads(json.dumps(ident))
 
 
@@ -89,16 +91,18 @@ def _stored_train(train: dict | None) -> dict | None:
 
 def _check_identity(done: Path, expected: dict[str, Any]) -> None:
     """Refuse to reuse a finished fold whose science differs (records from before the
-    identity was stored are reused as they are; one without an endpoint was a DM run)."""
+    identity was stored are reused as they are; one without an endpoint was a DM run on the
+    paper's labels)."""
     stored = json.loads(done.read_text()).get("identity")
     if stored is None:
         return
-    stored = {**stored, "train": _stored_train(stored.get("train")), "endpoint": stored.get("endpoint", "dm")}
+    stored = {**stored, "train": _stored_train(stored.get("train")), "endpoint": stored.get("endpoint", "dm"),
+              "horizon_days": stored.get("horizon_days")}
     if stored == expected:
         return
     diff = sorted(k for part in ("run", "train") for k in set(stored[part] or {}) | set(expected[part] or {})
                   if (stored[part] or {}).get(k) != (expected[part] or {}).get(k))
-    diff += [k for k in ("seed", "endpoint") if stored[k] != expected[k]]
+    diff += [k for k in ("seed", "endpoint", "horizon_days") if stored[k] != expected[k]]
     raise ChmflError(f"{done.parent} was run with other settings ({', '.join(diff)}); "
                      f"use a new --out (runtime settings alone may differ)")
 

@@ -49,6 +49,9 @@ class RunOptions:
     progress: bool = True
     parallel_folds: int = 1  # fold jobs run at once, each in its own process (1: in this one)
     runtime: RuntimeOverrides = field(default_factory=RuntimeOverrides)
+    # binary endpoint only: label = DM by this many days after the PET scan, patients censored
+    # earlier left out (data.cases.load_horizon_cases); None: the paper's DM label
+    horizon_days: float | None = None
 
     def __post_init__(self) -> None:
         typed_settings(self)
@@ -146,13 +149,28 @@ def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int,
         train, runtime = run_settings[run.label]
         folder = out / run.label / f"repeat_{repeat}" / f"fold_{fold}"
         jobs.append(FoldJob(run, repeat, fold, FitContext(train, runtime, seed, folder / "work"), weights, folder,
-                            exp.endpoint))
+                            exp.endpoint, opts.horizon_days))
     return jobs, skipped
+
+
+def cohort_for(exp: Experiment, cache: str | Path, opts: RunOptions) -> tuple[list[CaseData], dict]:
+    """The experiment's cases, and ``{"horizon": counts}`` when ``opts.horizon_days`` relabels
+    the binary cohort by DM within that many days (censored-earlier patients left out, logged)."""
+    if opts.horizon_days is None:
+        return load_cases(cache, endpoint=exp.endpoint), {}
+    if exp.endpoint != "dm":
+        raise ChmflError("--horizon-days relabels the binary DM endpoint; the survival endpoint uses the times")
+    from chmfl.data.cases import load_horizon_cases
+
+    cases, counts = load_horizon_cases(cache, opts.horizon_days)
+    log.warning("horizon %g days: %d DM, %d DM-free; %d patient(s) censored before it left out (%s)",
+                opts.horizon_days, counts["dm"], counts["no_dm"], counts["unknown"], ", ".join(counts["unknown_ids"]))
+    return cases, {"horizon": counts}
 
 
 def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: RunOptions) -> Path:
     """Run ``exp`` on the prepared cohort in ``cache``, recording everything in ``out``."""
-    cases = load_cases(cache, endpoint=exp.endpoint)
+    cases, horizon = cohort_for(exp, cache, opts)
     for p in opts.pretrained.values():
         if not Path(p).is_file():
             raise ChmflError(f"pretrained weights file not found: {p}")
@@ -170,7 +188,7 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
     skipped = _jobs(exp, opts, out, 0, 0, run_settings)[1]
     main = is_main_process()  # with devices > 1 every DDP rank runs this; rank 0 writes
     if main:
-        _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped},
+        _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped, **horizon},
                       run_settings)
     frames = _run_jobs(all_jobs, by_id, opts)
     if main:
@@ -178,7 +196,7 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
                         exp.endpoint)
         _write_config(out, exp, opts, Path(cache), cases,
                       {"started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
-                       "skipped": skipped}, run_settings)
+                       "skipped": skipped, **horizon}, run_settings)
     return out
 
 

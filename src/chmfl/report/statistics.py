@@ -117,6 +117,9 @@ def label_counts(res: Results) -> KeyValues | str:
     excluded = data.get("excluded") if data else None
     if isinstance(excluded, dict):
         pairs.append(("excluded before the split", str(len(excluded))))
+    horizon = res.config.get("horizon")
+    if isinstance(horizon, dict):  # chmfl cv --horizon-days N
+        pairs.append((f"censored before {horizon.get('horizon_days', 0):g} days, left out", str(horizon.get("unknown"))))
     return KeyValues("Label counts", tuple(pairs))
 
 
