@@ -169,3 +169,25 @@ def test_cli_method_variants_and_bad_keys(cache, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     rc = main(["cv", "--data", str(cache), "--out", str(tmp_path / "x"), "--methods", "chmfl", "--set", "nope=1"])
     assert rc == 2 and "unknown training setting(s): nope" in capsys.readouterr().err
+
+
+def test_fold_identity_carries_the_endpoint_and_reads_older_records(tmp_path):
+    """The endpoint and its --horizon-days are part of what a fold *is*; a record written before
+    they (and TrainConfig.objective) existed was a DM run with the default objective and is
+    reused as it is."""
+    from chmfl.cv.fold import _check_identity
+    from chmfl.errors import ChmflError
+    from chmfl.methods.train_config import TrainConfig
+
+    run = MethodRun("chmfl").science()
+    train = TrainConfig().to_dict()
+    expected = {"run": run, "train": train, "seed": 3, "endpoint": "dm", "horizon_days": None}
+    done = tmp_path / "done.json"
+    older = {"run": run, "train": {k: v for k, v in train.items() if k != "objective"}, "seed": 3}
+    done.write_text(json.dumps({"identity": older}))
+    _check_identity(done, expected)  # reused
+    for change, named in (({"endpoint": "dm-free-survival"}, "endpoint"), ({"horizon_days": 730.0}, "horizon_days"),
+                          ({"train": {**train, "objective": "cox", "batch_size": 8}}, "batch_size, objective")):
+        done.write_text(json.dumps({"identity": {**expected, **change}}))
+        with pytest.raises(ChmflError, match=f"other settings \\({named}\\)"):
+            _check_identity(done, expected)
