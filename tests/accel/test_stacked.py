@@ -25,7 +25,7 @@ def _nets(name: str, kwargs: dict, k: int) -> list[torch.nn.Module]:
 
 
 @pytest.mark.parametrize(("name", "kwargs"), [("chmfl", SMALL), ("cnn3d", {"dropout": 0.0}),
-                                              ("cnlpc", {"dropout": 0.0})])
+                                              ("cnlpc", {"dropout": (0.0, 0.0, 0.0)})])
 def test_stacked_folds_match_separate_steps(name, kwargs):
     k, shape = 3, (16, 16, 16)
     nets = _nets(name, kwargs, k)

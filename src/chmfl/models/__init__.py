@@ -3,7 +3,9 @@
 Every network: ``forward(pet, ct, mask=None, features=None) -> ModelOutput`` (see
 ``base.py``) and class attributes ``segments``, ``needs_mask``, ``uses_handcrafted``,
 ``n_features`` and ``is_2d`` telling the training loop what to feed it, and optionally
-``sizes`` (named option sets, e.g. CHMFL's "demo"). Networks know nothing of the speed and
+``sizes`` (named option sets, e.g. CHMFL's "demo"), ``raw_inputs`` (CT in HU and PET in SUV
+instead of the standardised inputs) and ``needs_spacing`` (the method layer sets the
+``input_mm`` option from the cases' pixel size). Networks know nothing of the speed and
 memory options (``chmfl.accel``), which swap their module classes from the outside.
 """
 
@@ -17,7 +19,8 @@ from torch import nn
 from chmfl.errors import ChmflError
 from chmfl.models.base import ModelOutput
 from chmfl.models.chmfl import CFL, CHMFL, MaskHMFL
-from chmfl.models.cnn import CNLPC, PlainCNN2D, PlainCNN3D
+from chmfl.models.cnlpc import CNLPC
+from chmfl.models.cnn import PlainCNN2D, PlainCNN3D
 from chmfl.models.hybrid import MCL3D, MORCNN
 from chmfl.models.resnet2d import (
     CHMFLResNet18,
