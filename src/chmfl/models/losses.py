@@ -7,6 +7,10 @@ taken literally the voxel term is N times larger (N = 1.8 million at 1 mm) and w
 not balance anything; by default both terms are means (``seg_reduction="mean"``).
 ``seg_reduction="sum"`` gives the literal sum over a patient's voxels (averaged over the
 batch, as the DM term is). Networks without a decoder train on the DM term alone (w unused).
+
+Two settings serve the comparators' own losses: ``seg_loss="dice"`` replaces the voxel
+cross-entropy by V-Net's soft Dice loss (``dice_loss``), and ``class_weights`` weight the DM
+cross-entropy per class as hn_cnn's class-weighted binary cross-entropy does (CNLPC).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from chmfl.errors import ChmflError
 from chmfl.models.base import ModelOutput
 
 SEG_REDUCTIONS = ("mean", "sum")
+SEG_LOSSES = ("ce", "dice")
 
 
 def _seg_target(mask: torch.Tensor, out: ModelOutput) -> torch.Tensor:
@@ -32,38 +37,47 @@ def _seg_target(mask: torch.Tensor, out: ModelOutput) -> torch.Tensor:
 
 
 def chmfl_loss(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None, w: float = 0.5,
-               seg_reduction: str = "mean") -> tuple[torch.Tensor, dict[str, float]]:
+               seg_reduction: str = "mean", seg_loss: str = "ce",
+               class_weights: tuple[float, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss of Eq. (1) and its parts ``{"cls_loss", "seg_loss"}`` (floats, for logs).
 
     ``label``: (B,) DM labels 0/1; ``mask``: tumour masks, needed when the network segments.
     """
-    total, cls, seg = eq1_terms(out, label, mask, w, seg_reduction)
+    total, cls, seg = eq1_terms(out, label, mask, w, seg_reduction, seg_loss, class_weights)
     return total, {"cls_loss": float(cls.detach()), "seg_loss": float(seg.detach())}
 
 
 def eq1_terms(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None, w: float = 0.5,
-              seg_reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              seg_reduction: str = "mean", seg_loss: str = "ce",
+              class_weights: tuple[float, float] | None = None,
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eq. (1) as tensors ``(total, cls, seg)``, no host copy (so ``torch.func.vmap`` can map
     it over stacked fold models); ``seg`` is 0 for networks without a decoder."""
     if seg_reduction not in SEG_REDUCTIONS:
         raise ChmflError(f"seg_reduction must be one of {SEG_REDUCTIONS}, not {seg_reduction!r}")
+    if seg_loss not in SEG_LOSSES:
+        raise ChmflError(f"seg_loss must be one of {SEG_LOSSES}, not {seg_loss!r}")
     if not 0.0 <= w <= 1.0:
         raise ChmflError(f"seg weight w must lie in [0, 1], got {w}")
-    cls = F.cross_entropy(out.logits.float(), label.long())
-    return _with_seg(cls, out, mask, w, seg_reduction)
+    cls = dm_loss(out.logits, label, class_weights)
+    return _with_seg(cls, out, mask, w, seg_reduction, seg_loss)
 
 
 def _with_seg(cls: torch.Tensor, out: ModelOutput, mask: torch.Tensor | None, w: float,
-              seg_reduction: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(1 - w) * cls + w * seg`` with Eq. (1)'s voxel term; ``cls`` alone without a decoder."""
+              seg_reduction: str, seg_loss: str = "ce") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(1 - w) * cls + w * seg`` with Eq. (1)'s voxel term (cross-entropy, or V-Net's soft
+    Dice with ``seg_loss="dice"``); ``cls`` alone without a decoder."""
     if out.seg_logits is None:
         return cls, cls, torch.zeros_like(cls)
     if mask is None:
         raise ChmflError("this network segments (Eq. 1) but no tumour mask was given")
     target = _seg_target(mask, out)
-    seg = F.cross_entropy(out.seg_logits.float(), target, reduction=seg_reduction)
-    if seg_reduction == "sum":
-        seg = seg / out.seg_logits.shape[0]  # per-patient sum, averaged over the batch
+    if seg_loss == "dice":
+        seg = dice_loss(out.seg_logits, target)
+    else:
+        seg = F.cross_entropy(out.seg_logits.float(), target, reduction=seg_reduction)
+        if seg_reduction == "sum":
+            seg = seg / out.seg_logits.shape[0]  # per-patient sum, averaged over the batch
     return (1.0 - w) * cls + w * seg, cls, seg
 
 
@@ -85,13 +99,46 @@ def cox_partial_likelihood(risk: torch.Tensor, time: torch.Tensor, event: torch.
 
 
 def eq1_cox_terms(out: ModelOutput, time: torch.Tensor, event: torch.Tensor, mask: torch.Tensor | None,
-                  w: float = 0.5, seg_reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  w: float = 0.5, seg_reduction: str = "mean",
+                  seg_loss: str = "ce") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eq. (1) with the DM term swapped for ``cox_partial_likelihood`` of the network's single
     risk output (``logits`` of shape (B, 1)); ``(total, cox, seg)``."""
     if seg_reduction not in SEG_REDUCTIONS:
         raise ChmflError(f"seg_reduction must be one of {SEG_REDUCTIONS}, not {seg_reduction!r}")
+    if seg_loss not in SEG_LOSSES:
+        raise ChmflError(f"seg_loss must be one of {SEG_LOSSES}, not {seg_loss!r}")
     if not 0.0 <= w <= 1.0:
         raise ChmflError(f"seg weight w must lie in [0, 1], got {w}")
     if out.logits.dim() != 2 or out.logits.shape[1] != 1:
         raise ChmflError(f"the Cox loss needs one risk output per patient, got logits {tuple(out.logits.shape)}")
-    return _with_seg(cox_partial_likelihood(out.logits[:, 0], time, event), out, mask, w, seg_reduction)
+    cox = cox_partial_likelihood(out.logits[:, 0], time, event)
+    return _with_seg(cox, out, mask, w, seg_reduction, seg_loss)
+
+
+def dm_loss(logits: torch.Tensor, label: torch.Tensor,
+            class_weights: tuple[float, float] | None = None) -> torch.Tensor:
+    """Cross-entropy of the DM logits (B, 2); with ``class_weights`` (w0, w1) each patient's
+    term is multiplied by the weight of its class and the batch mean taken over patients,
+    ``mean_i w[y_i] * CE_i``, as hn_cnn's ``F.binary_cross_entropy(weight=...)`` does (not
+    PyTorch's weighted CE, which divides by the sum of the weights instead)."""
+    if class_weights is None:
+        return F.cross_entropy(logits.float(), label.long())
+    if len(class_weights) != 2 or min(class_weights) < 0:
+        raise ChmflError(f"class_weights must be two non-negative numbers, got {class_weights}")
+    per_case = F.cross_entropy(logits.float(), label.long(), reduction="none")
+    weights = torch.as_tensor(class_weights, dtype=per_case.dtype, device=per_case.device)
+    return (weights[label.long()] * per_case).mean()
+
+
+def dice_loss(seg_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """V-Net's soft Dice loss (Milletari et al. 2016, Eq. 1), 1 - D with
+    ``D = 2 sum(p g) / (sum(p^2) + sum(g^2))`` over each patient's voxels, ``p`` the softmax
+    tumour probability and ``g`` the binary tumour mask; averaged over the batch. MONAI's
+    ``DiceLoss`` (foreground channel only, squared denominator) with its 1e-5 smoothing in
+    numerator and denominator, so an empty mask predicted empty costs 0, not 0/0.
+
+    ``seg_logits``: (B, 2, ...) voxel logits; ``target``: (B, ...) class indices {0, 1}."""
+    from monai.losses import DiceLoss
+
+    loss = DiceLoss(include_background=False, to_onehot_y=True, softmax=True, squared_pred=True)
+    return loss(seg_logits.float(), target.unsqueeze(1))
