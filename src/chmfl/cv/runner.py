@@ -63,12 +63,15 @@ def fold_seed(seed: int, repeat: int, fold: int) -> int:
 
 def fold_settings(exp: Experiment, run: MethodRun, opts: RunOptions) -> tuple[TrainConfig, RuntimeConfig]:
     """The typed settings a run's folds train with -- the one place they are built on the way
-    to a fold. Experiment settings < preset < method variant < command-line overrides, each
-    already typed (``methods.spec.TrainOverrides`` / ``RuntimeOverrides``)."""
+    to a fold. Experiment settings < preset < the method's own science (a comparator trained
+    as its source trained it, ``registry.method_train``) < method variant < command-line
+    overrides, each already typed (``methods.spec.TrainOverrides`` / ``RuntimeOverrides``)."""
+    from chmfl.methods.registry import method_train
+
     if opts.preset not in ("paper", "robust"):
         raise ChmflError(f"unknown preset {opts.preset!r}: use paper or robust")
     science = {**exp.train.to_dict(), **(ROBUST if opts.preset == "robust" else {}),
-               **run.train.to_dict(), **opts.train.to_dict()}
+               **method_train(run.method), **run.train.to_dict(), **opts.train.to_dict()}
     if opts.epochs is not None:
         science["epochs"] = opts.epochs
     runtime = {**exp.runtime.to_dict(), **run.runtime.to_dict(), **opts.runtime.to_dict()}

@@ -170,7 +170,7 @@ def _predict_batches(model: nn.Module, data: CaseTensors, precision: str, batch_
         if out.seg_logits is not None:
             seg = out.seg_logits.argmax(1).to(torch.uint8).cpu()  # (B, D', H, W)
             if out.seg_slices is not None:  # 2D models: place their slices into the full box
-                full = torch.zeros((seg.shape[0], *b.pet.shape[2:]), dtype=torch.uint8)
+                full = torch.zeros((seg.shape[0], *b.ct.shape[2:]), dtype=torch.uint8)
                 full[:, out.seg_slices[0] : out.seg_slices[1]] = seg
                 seg = full
             masks.append(seg)
@@ -199,11 +199,12 @@ def saliency_maps(model: nn.Module, data: CaseTensors, bn_eval: str = "running")
     with ctx:
         for i in range(len(data)):
             b = data.batch(torch.tensor([i]))
-            pet = b.pet.clone().requires_grad_(True)
+            pet = None if b.pet is None else b.pet.clone().requires_grad_(True)  # CT-only cohorts: None
             ct = b.ct.clone().requires_grad_(True)
             out = model(pet, ct, mask=b.mask, features=b.features)
             torch.softmax(out.logits.float(), 1)[0, 1].backward()
-            g = (pet.grad.abs() + ct.grad.abs())[0, 0].numpy()
+            g = sum(t.grad.abs() for t in (pet, ct) if t is not None and t.grad is not None)
+            g = g[0, 0].numpy() if torch.is_tensor(g) else np.zeros(b.ct.shape[2:], np.float32)
             g = gaussian_filter(g, 1.0)
             maps.append((g / g.max()) if g.max() > 0 else g)
     model.zero_grad(set_to_none=True)

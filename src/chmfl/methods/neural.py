@@ -78,6 +78,13 @@ class NeuralMethod(Method):
         torch.manual_seed(self.seed)  # He initialisation draws from here
         return build_model(self.model, **kwargs)
 
+    def _uses_pet(self) -> bool:
+        """False only for networks set to CT alone (``modality="ct"``)."""
+        from chmfl.models import model_parameters
+
+        modality = self.model_kwargs.get("modality", model_parameters(self.model).get("modality", "petct"))
+        return modality != "ct"
+
     def _network_class(self):
         from chmfl.models import MODELS
 
@@ -87,7 +94,11 @@ class NeuralMethod(Method):
 
     def _tensors(self, cases: Sequence[CaseData]) -> CaseTensors:
         cls = self._network_class()
-        data = stack_cases(cases, require_mask=cls.needs_mask)
+        if getattr(cls, "needs_spacing", False):
+            _check_spacing(cases, self.model_kwargs.get("input_mm"), self.model)
+        data = stack_cases(cases, require_mask=cls.needs_mask, raw=getattr(cls, "raw_inputs", False))
+        if data.pet is None and self._uses_pet():
+            raise ChmflError(f"method {self.name} needs PET; these cases are CT only")
         if getattr(cls, "segments", False) is False and not cls.needs_mask:
             data.mask = None  # the loop then trains the classifier term only
         if self.feature_transform_ is not None:
@@ -108,6 +119,8 @@ class NeuralMethod(Method):
 
             self.feature_transform_ = fit_feature_transform(feature_table(list(cases)), labels_of(cases))
             n_features = self.feature_transform_.n_out
+        if getattr(cls, "needs_spacing", False) and "input_mm" not in self.model_kwargs:
+            self.model_kwargs["input_mm"] = _in_plane_mm(cases[0])  # stored with the model
         data = self._tensors(cases)
         net = self._build(n_features)
         accelerator = resolve_accelerator(self.runtime.accelerator)
@@ -224,6 +237,25 @@ class NeuralMethod(Method):
         m.network_ = net.eval()
         m.history_ = []
         return m
+
+
+def _in_plane_mm(case: CaseData) -> float:
+    """The in-plane pixel size (mm) of a case's box; square pixels only."""
+    _, sy, sx = case.load().spacing
+    if abs(sy - sx) > 1e-6 * max(sy, sx):
+        raise ChmflError(f"case {case.patient_id}: pixels of {sy} x {sx} mm; square pixels are needed")
+    return float(sy)
+
+
+def _check_spacing(cases: Sequence[CaseData], input_mm: float | None, model: str) -> None:
+    """Every case at the pixel size the network was built for (spacing-aware networks)."""
+    if input_mm is None:
+        return
+    for c in cases:
+        mm = _in_plane_mm(c)
+        if abs(mm - input_mm) > 1e-6 * input_mm:
+            raise ChmflError(f"network {model} was built for {input_mm:g} mm pixels; "
+                             f"case {c.patient_id} has {mm:g} mm (prepare it as the training cases were)")
 
 
 def read_model_config(directory: Path) -> dict[str, Any]:

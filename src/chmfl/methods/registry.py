@@ -2,8 +2,11 @@
 
 Each entry names the class implementing it (``module:Class``, a ``methods.base.Method``), the
 keyword arguments that make this variant, a one-line description (``chmfl methods`` prints
-them) and the endpoint it predicts. ``method_class`` resolves an entry and checks it against the
-contract (a survival method declares the survival abilities of ``methods.base``); the tests check
+them), the endpoint it predicts and, for comparators trained as their sources trained them,
+their own training science (``train``: it overrides an experiment's shared settings and the
+preset; an experiment's method entry and ``--set`` override it; ``cv.runner.fold_settings``).
+``method_class`` resolves an entry and checks it against the contract (a survival method
+declares the survival abilities of ``methods.base``); the tests check
 every entry (tests/methods/test_contract.py). Imports no torch (the report reads ``METHODS``).
 """
 
@@ -30,6 +33,15 @@ class MethodInfo:
     # "dm": a DM classifier (predict_proba; on the survival endpoint its P(DM) is the risk);
     # "dm-free-survival": a survival model (predict_risk, predict_survival), survival endpoint only
     endpoint: str = "dm"
+    train: dict[str, Any] = field(default_factory=dict)  # the method's own TrainConfig settings
+
+
+# CNLPC as hn_cnn trains it (``hn_cnn/fit.py`` DEFAULT_HYPERPARAMETERS, ``training.py``):
+# SGD lr 0.05, momentum 0.9, weight decay 1e-4, class-weighted BCE (0.7, 3.7), batch 64 with
+# the last incomplete batch dropped, flips + rotations; no loss-based early stopping.
+CNLPC_TRAIN = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4,
+               "class_weights": [0.7, 3.7], "batch_size": 64, "drop_last": True,
+               "augment": True, "augmentation": "flip-rotate", "patience": 1_000_000}
 
 
 _NEURAL = "chmfl.methods.neural:NeuralMethod"
@@ -48,7 +60,8 @@ METHODS: dict[str, MethodInfo] = {
     "chmfl-resnet50": MethodInfo(_NEURAL, "CHMFL in 2D with ResNet50 branches (Table SII)", {"model": "chmfl-resnet50"}, "SII"),
     # --- comparison methods (Table I) ---
     "hc-rf": MethodInfo("chmfl.methods.classical:HandcraftedRF", "HC+RF: IBSI handcrafted radiomics (pyradiomics) of PET and CT in the tumour, feature selection + random forest (Vallieres 2015)", {}, "I"),
-    "cnlpc": MethodInfo(_NEURAL, "CNLPC: convolution, non-linearity, pooling, classification CNN (Diamant et al. 2019)", {"model": "cnlpc"}, "I"),
+    "cnlpc": MethodInfo(_NEURAL, "CNLPC (Diamant et al. 2019, as hn_cnn re-implements it): 2D CNN on the CT slice of largest tumour area, masked to the tumour, HU window [-50, 300]; SGD, class-weighted BCE", {"model": "cnlpc"}, "I", CNLPC_TRAIN),
+    "cnlpc-petct": MethodInfo(_NEURAL, "CNLPC with PET-CT input (PET slice as a second channel), as the CHMFL paper compared it", {"model": "cnlpc", "model_kwargs": {"modality": "petct"}}, "I", CNLPC_TRAIN),
     "mor-3dcnn": MethodInfo("chmfl.methods.hybrid:MOR3DCNN", "MOR+3D CNNs: many-objective radiomics model and a 3D CNN fused by evidential reasoning (Chen et al. 2019)", {}, "I"),
     "3dmcl": MethodInfo(_NEURAL, "3DMCL: 3D CNN on PET-CT with the tumour mask as input plus handcrafted radiomic features (Peng et al. 2019)", {"model": "3dmcl"}, "I"),
     # --- modality / dimensionality comparisons (Table II) ---
@@ -63,7 +76,8 @@ METHODS: dict[str, MethodInfo] = {
     "resnet34-petct": MethodInfo(_NEURAL, "2D ResNet34 on PET-CT slices; --pretrained FILE for given weights", {"model": "resnet34-petct"}, "SII"),
     "resnet50-petct": MethodInfo(_NEURAL, "2D ResNet50 on PET-CT slices; --pretrained FILE for given weights", {"model": "resnet50-petct"}, "SII"),
     # --- segmentation comparator (Table SIV) ---
-    "vnet": MethodInfo(_NEURAL, "V-Net (MONAI) tumour segmentation; DM probability from its predicted tumour's volume and SUVmax", {"model": "vnet"}, "SIV"),
+    "vnet": MethodInfo(_NEURAL, "V-Net (MONAI) tumour segmentation with Milletari's soft Dice loss; DM probability from its predicted tumour's volume and SUVmax", {"model": "vnet"}, "SIV", {"seg_loss": "dice"}),
+    "vnet-ce": MethodInfo(_NEURAL, "V-Net as 'vnet' but trained with voxel cross-entropy instead of the Dice loss", {"model": "vnet"}, "SIV", {"seg_loss": "ce"}),
     # --- beyond the paper: the floor every table should show ---
     "suvmax-volume": MethodInfo("chmfl.methods.classical:SuvmaxVolume", "Floor: PET SUVmax and tumour volume inside the contour (full-contour table when the cache has one), logistic regression", {}, "-"),
     "suvmax-mtv": MethodInfo("chmfl.methods.mtv:SuvmaxMTV", "Annotation-free floor: SUVmax and metabolic tumour volume (>= 40 % SUVmax, connected to the hottest voxel of the box; no contour), logistic regression", {}, "-"),
@@ -74,6 +88,13 @@ METHODS: dict[str, MethodInfo] = {
     "chmfl-surv": MethodInfo("chmfl.methods.neural_survival:NeuralSurvivalMethod", "CHMFL with a Cox partial-likelihood head (Eq. 1 with the DM term swapped; Breslow ties; decoder kept)", {"model": "chmfl"}, "-", _SURV),
     "rsf-hc": MethodInfo("chmfl.methods.survival:RSFHandcrafted", "Random survival forest on IBSI handcrafted PET/CT features, selected in the training fold", {}, "-", _SURV),
 }
+
+
+def method_train(name: str) -> dict[str, Any]:
+    """Method ``name``'s own training science (empty for most: they train with the experiment's)."""
+    if name not in METHODS:
+        raise ChmflError(f"unknown method {name!r}; 'chmfl methods' lists: {', '.join(METHODS)}")
+    return dict(METHODS[name].train)
 
 
 def method_class(name: str) -> type[Method]:

@@ -1,9 +1,10 @@
 """``TrainConfig``: the science of the neural training loop, as plain frozen data.
 
 What the paper or a method defines -- and so what a result *is*: epochs, early stopping, the
-optimiser's lr and weight decay, batch size, w and the voxel reduction of Eq. (1), the DM
-term of Eq. (1) (``objective``: cross-entropy, or the Cox partial likelihood of chmfl-surv),
-augmentation, BatchNorm at prediction. How fast a run computes it (device, precision,
+optimiser (Adam or SGD) and its lr, momentum and weight decay, batch size (and whether an
+incomplete last batch is dropped), w and the voxel term of Eq. (1) (reduction, CE or Dice),
+the DM term of Eq. (1) (``objective``: cross-entropy, or the Cox partial likelihood of
+chmfl-surv) and the class weights of its cross-entropy, augmentation, BatchNorm at prediction. How fast a run computes it (device, precision,
 threads, determinism, speed options) is ``methods.runtime.RuntimeConfig``: stored beside it,
 never part of a result's identity.
 
@@ -23,6 +24,8 @@ from typing import Any
 from chmfl.errors import ChmflError
 from chmfl.typecheck import coerce_fields
 
+OPTIMIZERS = ("adam", "sgd")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -38,7 +41,14 @@ class TrainConfig:
     # the DM term of Eq. (1): "dm" cross-entropy on the DM label, or "cox" the negative Cox
     # partial likelihood of a one-output network over each batch's risk sets (chmfl-surv)
     objective: str = "dm"
-    augment: bool = False  # random flips + small shifts (the paper names none)
+    seg_loss: str = "ce"  # voxel term of Eq. (1): "ce" (the paper's) or "dice" (V-Net's soft Dice)
+    augment: bool = False  # training-time augmentation (the paper names none)
+    augmentation: str = "flip-shift"  # which: "flip-shift" (chmfl's) or "flip-rotate" (hn_cnn's)
+    # The comparators' own optimisation (CNLPC: hn_cnn's SGD and class-weighted BCE)
+    optimizer: str = "adam"  # "adam" (the paper's) or "sgd"
+    momentum: float = 0.0  # SGD momentum (hn_cnn: 0.9)
+    class_weights: tuple[float, float] | None = None  # DM loss weights of class 0 / 1 (hn_cnn: 0.7, 3.7)
+    drop_last: bool = False  # skip an epoch's last incomplete batch (hn_cnn's DataLoader does)
     # BatchNorm at prediction: "running" (PyTorch eval mode, the paper's implied default) or
     # "sample" (each patient normalised by its own statistics, exactly as in training at
     # batch size 1; see docs/training.md for why this matters on this cohort)
@@ -46,10 +56,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         coerce_fields(self, "training setting")
-        if self.seg_reduction not in ("mean", "sum"):
-            raise ChmflError(f"seg_reduction must be mean or sum, not {self.seg_reduction!r}")
-        if self.bn_eval not in ("running", "sample"):
-            raise ChmflError(f"bn_eval must be running or sample, not {self.bn_eval!r}")
+        choices = (("seg_reduction", self.seg_reduction, ("mean", "sum")), ("bn_eval", self.bn_eval, ("running", "sample")),
+                   ("seg_loss", self.seg_loss, ("ce", "dice")), ("optimizer", self.optimizer, OPTIMIZERS),
+                   ("augmentation", self.augmentation, ("flip-shift", "flip-rotate")))
+        for name, value, allowed in choices:
+            if value not in allowed:
+                raise ChmflError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        if self.class_weights is not None:  # YAML gives a list; keep the frozen config hashable
+            weights = self.class_weights
+            if not (isinstance(weights, (list, tuple)) and len(weights) == 2
+                    and all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights)):
+                raise ChmflError(f"class_weights must be two non-negative numbers, got {weights!r}")
+            object.__setattr__(self, "class_weights", tuple(float(w) for w in weights))
         if self.objective not in ("dm", "cox"):
             raise ChmflError(f"objective must be 'dm' or 'cox', not {self.objective!r}")
         if self.objective == "cox" and self.batch_size < 2:

@@ -1,4 +1,4 @@
-"""``Trainer``: the neural training loop -- Eq. (1), Adam, early stopping on the total loss, a
+"""``Trainer``: the neural training loop -- Eq. (1), Adam (or SGD), early stopping on the total loss, a
 checkpoint per epoch, exact resume, seeds -- in one class. Devices and precision come from
 Lightning Fabric (CPU, one GPU, or DDP over many); the speed options from ``chmfl.accel``.
 
@@ -70,15 +70,28 @@ def make_fabric(runtime: RuntimeConfig):
     return fabric
 
 
-def epoch_batches(n: int, batch_size: int, gen: torch.Generator, rank: int, world: int) -> list[torch.Tensor]:
+def epoch_batches(n: int, batch_size: int, gen: torch.Generator, rank: int, world: int,
+                  drop_last: bool = False) -> list[torch.Tensor]:
     """This rank's batches of one epoch. Under DDP every rank needs the same number of steps
     (each step all-reduces the gradients): the shuffled order is padded by wrapping around to
-    a multiple of ``world`` (as torch's DistributedSampler does) before it is dealt out."""
+    a multiple of ``world`` (as torch's DistributedSampler does) before it is dealt out.
+    ``drop_last``: an incomplete last batch is skipped (unless it is the only one)."""
     order = torch.randperm(n, generator=gen)
     if world > 1 and n % world:
         order = torch.cat([order, order[: world - n % world]])
     order = order[rank::world]
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if drop_last and len(batches) > 1 and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, runtime: RuntimeConfig) -> torch.optim.Optimizer:
+    """The paper's Adam (``chmfl.accel``'s, fused where the speed options say so), or SGD with
+    momentum where the method's science says so (``cfg.optimizer="sgd"``: hn_cnn's, CNLPC)."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return accel.make_optimizer(model, cfg.lr, cfg.weight_decay, runtime.speed)
 
 
 class Trainer:
@@ -98,7 +111,7 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(seed + 1)
         self.memory_format = runtime.speed.memory_format
         model = accel.apply(model, runtime.speed)
-        optimizer = accel.make_optimizer(model, cfg.lr, cfg.weight_decay, runtime.speed)
+        optimizer = make_optimizer(model, cfg, runtime)
         self.checkpoint = Path(workdir) / CHECKPOINT if workdir else None
         self.state = LoopState()
         if self.checkpoint is not None and self.checkpoint.is_file():
@@ -124,11 +137,13 @@ class Trainer:
         accel.mark_step(self.runtime.speed)  # a new step: the last one's outputs may go
         out = forward(self.model, b, self.device, self.memory_format)
         mask = None if b.mask is None else b.mask.to(self.device)
-        if self.cfg.objective == "cox":
-            loss, cls, seg = eq1_cox_terms(out, b.time, b.event, mask, self.cfg.seg_weight, self.cfg.seg_reduction)
+        cfg = self.cfg
+        if cfg.objective == "cox":
+            loss, cls, seg = eq1_cox_terms(out, b.time, b.event, mask, cfg.seg_weight, cfg.seg_reduction, cfg.seg_loss)
         else:
             y = b.labels.to(self.device)
-            loss, cls, seg = eq1_terms(out, y, mask, self.cfg.seg_weight, self.cfg.seg_reduction)
+            loss, cls, seg = eq1_terms(out, y, mask, cfg.seg_weight, cfg.seg_reduction, cfg.seg_loss,
+                                       cfg.class_weights)
         self.optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
         self.optimizer.step()
@@ -147,10 +162,11 @@ class Trainer:
         acc = torch.zeros(len(LOSS_KEYS), dtype=torch.float64, device=self.device)
         host_labels = data.labels.cpu()  # the cases may be on the GPU (``data_on_device``)
         labels, probs, n = [], [], 0
-        for idx in epoch_batches(len(data), cfg.batch_size, self.gen, fabric.global_rank, fabric.world_size):
+        for idx in epoch_batches(len(data), cfg.batch_size, self.gen, fabric.global_rank, fabric.world_size,
+                                 cfg.drop_last):
             b = data.batch(idx)
             if cfg.augment:
-                b = augment(b, self.gen)
+                b = augment(b, self.gen, cfg.augmentation)
             loss, parts, out = self.step(b)
             k = len(idx)
             n += k
