@@ -11,9 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     data = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     q = data.add_parser("prepare", help="preprocess a cohort folder into a cache (one file per patient)")
-    q.add_argument("source", help="cohort folder (IBSI, TCIA DICOM or nnU-Net layout; detected)")
+    q.add_argument("source", help="cohort folder (IBSI, TCIA DICOM, nnU-Net or 2D slices layout; detected)")
     q.add_argument("--out", required=True, help="cache folder (CACHE/manifest.csv, CACHE/<hash>/<pid>.npz)")
-    q.add_argument("--clinical", help="INFOclinical_STS.xlsx or a CSV with patient_id,dm columns")
+    q.add_argument("--clinical", help="INFOclinical_STS.xlsx or a CSV with patient_id (or id) and dm (or label) columns")
     q.add_argument("--voxel-mm", type=float, default=1.0, help="isotropic voxel size (paper: 1 mm; 2 or 4 for CPU work)")
     q.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     q.add_argument("--intensity", choices=("paper", "window", "zscore"), default="paper",
@@ -25,7 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--pad", choices=("edge", "constant"), default="edge",
                    help="outside the image: repeat the edge (default) or CT -1000 HU / PET 0")
     q.add_argument("--dtype", choices=("float32", "float16"), default="float32")
-    q.add_argument("--layout", choices=("ibsi", "tcia", "nnunet"), help="skip layout detection")
+    q.add_argument("--layout", choices=("ibsi", "tcia", "nnunet", "slices"), help="skip layout detection")
+    q.add_argument("--horizon-days", type=float,
+                   help="slices layout: DM label at this horizon from the CSV's event/time columns; "
+                        "non-events followed less are excluded (hn_cnn: 730)")
+    q.add_argument("--window-hu", default="-50,300",
+                   help="slices layout: the HU window a PNG's grey levels span (default -50,300, hn_cnn's)")
+    q.add_argument("--png-pixel-mm", type=float, default=1.0,
+                   help="slices layout: PNG pixel size in mm (PNG carries none; hn_cnn's: 1)")
     q.add_argument("--skip-bad", action="store_true",
                    help="list a failing patient as excluded and go on (default: stop, write nothing)")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -59,9 +66,30 @@ def _summary(result) -> str:
             f"in {result.seconds:.1f} s -> {result.cache_dir}")
 
 
+def _prepare_slices(args: argparse.Namespace):
+    from chmfl.errors import ChmflError
+    from chmfl.preprocess.slices import SliceConfig, prepare_slice_cohort
+
+    try:
+        lo, hi = (float(v) for v in args.window_hu.split(","))
+    except ValueError:
+        raise ChmflError(f"--window-hu takes LO,HI in HU, got {args.window_hu!r}") from None
+    config = SliceConfig(window_hu=(lo, hi), png_pixel_mm=args.png_pixel_mm, dtype=args.dtype)
+    return prepare_slice_cohort(args.source, args.out, args.clinical, config, args.horizon_days)
+
+
 def run_prepare(args: argparse.Namespace) -> int:
+    from chmfl.cohort.layouts import detect_layout
+    from chmfl.errors import ChmflError
     from chmfl.preprocess.config import IntensityConfig, PrepareConfig
     from chmfl.preprocess.prepare import prepare_cohort
+
+    if (args.layout or detect_layout(args.source)) == "slices":
+        result = _prepare_slices(args)
+        print(_summary(result))
+        return 0
+    if args.horizon_days is not None:
+        raise ChmflError("--horizon-days is for the slices layout only")
 
     config = PrepareConfig(
         voxel_mm=args.voxel_mm, mask_from=args.mask_from, roi=args.roi, center=args.center,

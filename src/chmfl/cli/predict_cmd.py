@@ -10,8 +10,8 @@ from chmfl.errors import ChmflError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict new patients with a model from 'chmfl train' (no contour needed)")
     p.add_argument("--model", required=True, help="model folder written by 'chmfl train' (OUT/model)")
-    p.add_argument("--pet", help="PET: DICOM series folder or NIfTI/NRRD (SUV)")
-    p.add_argument("--ct", help="CT: DICOM series folder or NIfTI/NRRD (HU)")
+    p.add_argument("--pet", help="PET: DICOM series folder or NIfTI/NRRD (SUV); not for CT-only slice models")
+    p.add_argument("--ct", help="CT: DICOM series folder or NIfTI/NRRD (HU), or one 2D slice (PNG/NIfTI) for a slice model")
     p.add_argument("--cohort", help="a cohort folder (any layout 'chmfl data prepare' reads) instead of --pet/--ct")
     p.add_argument("--rtstruct", help="RTSTRUCT with the tumour contour (optional)")
     p.add_argument("--roi", help="ROI name or regex in the RTSTRUCT")
@@ -60,13 +60,13 @@ def run(args: argparse.Namespace) -> int:
 
         patients = [_cohort_input(c) for c in find_cases(args.cohort)]
     else:
-        if not (args.pet and args.ct):
-            raise ChmflError("give --pet and --ct (or --cohort)")
+        if not args.ct:
+            raise ChmflError("give --ct (and --pet for PET-CT models), or --cohort")
         for flag, path in (("--pet", args.pet), ("--ct", args.ct), ("--rtstruct", args.rtstruct),
                            ("--mask", args.mask)):
             if path and not Path(path).exists():
                 raise ChmflError(f"{flag} {path}: no such file or folder")
-        patients = [PatientInput(args.patient_id, Path(args.ct), Path(args.pet),
+        patients = [PatientInput(args.patient_id, Path(args.ct), Path(args.pet) if args.pet else None,
                                  Path(args.rtstruct) if args.rtstruct else None, args.roi, _center(args.center),
                                  Path(args.mask) if args.mask else None)]
     out = predict_patients(args.model, patients, args.out)

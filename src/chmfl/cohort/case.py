@@ -27,11 +27,12 @@ class MaskSource:
 
 @dataclass(frozen=True)
 class Case:
-    """One patient: image locations (DICOM series folder or image file), contours, labels."""
+    """One patient: image locations (DICOM series folder or image file), contours, labels.
+    ``pet`` is None in a CT-only cohort (the ``slices`` layout)."""
 
     patient_id: str
     ct: Path
-    pet: Path
+    pet: Path | None
     masks: tuple[MaskSource, ...] = ()
     layout: str = ""
     labels: ClinicalRecord | None = None
@@ -52,5 +53,7 @@ class Case:
         """Every file this case is read from (for the cache's source fingerprint)."""
         out: list[Path] = []
         for p in (self.ct, self.pet, *(m.path for m in self.masks)):
+            if p is None:
+                continue
             out.extend(sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p])
         return out

@@ -5,9 +5,9 @@ Two inputs are accepted:
 * the TCIA sheet ``INFOclinical_STS.xlsx`` (sheet "Clinical Information", one row per
   patient, notes rows at the bottom; column names and values use en dashes), with the
   optional sheet "Outcome vector" (``LungMets`` 0/1);
-* a CSV with at least ``patient_id`` and ``dm`` columns (optional: ``exclusion``,
-  ``lung_mets``, ``event``, ``time_days``, ``days_to_outcome``, ``days_to_last_followup``,
-  ``status``).
+* a CSV with at least ``patient_id`` (or ``id``) and ``dm`` (or ``label``) columns
+  (optional: ``exclusion``, ``lung_mets``, ``event``, ``time_days``, ``days_to_outcome``,
+  ``days_to_last_followup``, ``status``).
 
 Label rules (``Outcome (recurrence, mets)``): any "Mets – <site>" is a distant metastasis
 (dm = 1); "--" is no event (dm = 0); "Recurrence – local/regional" without metastasis is
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +47,7 @@ _SHEET_COLUMNS = {
 }
 AGE_CAP = 90.0  # ages above 89 are identifying (HIPAA safe harbour): recorded as 90
 _SHEET_REQUIRED = ("patient_id", "outcome")
+_CSV_ALIASES = {"id": "patient_id", "label": "dm"}
 _CSV_OPTIONAL = (
     "exclusion", "lung_mets", "event", "time_days", "days_to_outcome",
     "days_to_last_followup", "status", "outcome", "days_diagnosis_to_mri", "days_mri_to_pet",
@@ -241,6 +242,7 @@ def read_labels_csv(path: str | Path) -> dict[str, ClinicalRecord]:
     except Exception as exc:
         raise ChmflError(f"cannot read labels CSV {path}: {type(exc).__name__}") from exc
     df = df.rename(columns={c: _norm(c).replace(" ", "_") for c in df.columns})
+    df = df.rename(columns={a: c for a, c in _CSV_ALIASES.items() if a in df.columns and c not in df.columns})
     missing = [c for c in ("patient_id", "dm") if c not in df.columns]
     if missing:
         raise ChmflError(f"labels CSV {path} lacks column(s) {missing}; found {list(df.columns)}")
@@ -265,6 +267,34 @@ def read_labels_csv(path: str | Path) -> dict[str, ClinicalRecord]:
     if not records:
         raise ChmflError(f"labels CSV {path} has no patient rows")
     return records
+
+
+def apply_horizon(records: dict[str, ClinicalRecord], days: float) -> dict[str, ClinicalRecord]:
+    """The DM label at a time horizon, hn_cnn's rule (Mateus et al. 2023, ``parse_data.py``):
+    dm = 1 for a DM event within ``days`` of diagnosis; dm = 0 for no event within ``days``
+    when the patient was followed at least ``days`` (or had the event later); patients
+    without an event followed less than ``days`` are excluded. Needs ``event`` and
+    ``time_days`` (days to the event, or to last follow-up without one). A DM event with no
+    date is excluded here (hn_cnn's comparison ``NaN <= days`` labels it 0)."""
+    out = {}
+    for pid, r in records.items():
+        if r.dm is None:
+            out[pid] = r  # excluded in the clinical file: stays excluded
+            continue
+        if r.event is None:
+            raise ChmflError(f"patient {pid}: a time horizon needs the 'event' column (0/1)")
+        time = r.days_to_outcome if r.event and r.days_to_outcome is not None else r.time_days
+        followed = r.days_to_last_followup if r.days_to_last_followup is not None else r.time_days
+        if r.event and time is None:
+            dm, why = None, "DM event without a date"
+        elif r.event and time <= days:
+            dm, why = 1, ""
+        elif r.event or (followed is not None and followed >= days):
+            dm, why = 0, ""
+        else:
+            dm, why = None, f"no event, followed under {days:g} days"
+        out[pid] = replace(r, dm=dm, exclusion=why)
+    return out
 
 
 def label_counts(records: dict[str, ClinicalRecord]) -> dict[str, int]:

@@ -10,6 +10,9 @@ Layouts:
 * ``nnunet``: ``imagesTr/<case>_0000.nii.gz`` (CT), ``_0001`` (PET), ``labelsTr/<case>.nii.gz``
   (tumour label on the CT grid); ``imagesTs`` cases come without a label. A ``labels.csv`` in
   the root is used as the clinical file when none is given.
+* ``slices``: one 2D CT slice per patient, ``<pid>.png`` or ``<pid>.nii[.gz]``, directly in
+  the folder, with an optional tumour mask ``<pid>_mask.<same suffix>``; CT only (hn_cnn's
+  published input is such a folder). A ``labels.csv`` in the root is used as for nnU-Net.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from chmfl.cohort.case import Case, MaskSource
 from chmfl.cohort.clinical import ClinicalRecord, missing_record
 from chmfl.errors import ChmflError
 
-LAYOUTS = ("ibsi", "tcia", "nnunet")
+LAYOUTS = ("ibsi", "tcia", "nnunet", "slices")
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 _IBSI_MODALITY = {"CT": "ct", "PET": "pet", "PT": "pet"}
 
@@ -62,12 +65,14 @@ def detect_layout(root: str | Path) -> str:
         return "nnunet"
     if _ibsi_patient_dirs(root):
         return "ibsi"
+    if any(_slice_suffix(p) for p in entries if p.is_file()):
+        return "slices"
     files = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
     if any(_is_dicom(p) for p in files):
         return "tcia"
     raise ChmflError(
         f"unknown layout in {root}: expected <pid>/CT/image + <pid>/PET/image (IBSI), "
-        "imagesTr/ (nnU-Net) or DICOM files (TCIA)"
+        "imagesTr/ (nnU-Net), DICOM files (TCIA) or <pid>.png / <pid>.nii.gz slices"
     )
 
 
@@ -118,6 +123,26 @@ def _nnunet_cases(root: Path) -> list[Case]:
     return cases
 
 
+def _slice_suffix(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((s for s in (".png", ".nii.gz", ".nii") if name.endswith(s)), None)
+
+
+def _slice_cases(root: Path) -> list[Case]:
+    """One CT-only case per ``<pid>.<suffix>`` slice file; ``<pid>_mask.<suffix>`` is its mask."""
+    files = {p.name: p for p in root.iterdir() if p.is_file() and _slice_suffix(p)}
+    cases = []
+    for name, path in sorted(files.items()):
+        suffix = _slice_suffix(path)
+        pid = name[: -len(suffix)]
+        if pid.endswith("_mask") and pid[: -len("_mask")] + suffix in files:
+            continue  # the mask of another slice
+        mask = files.get(f"{pid}_mask{suffix}")
+        masks = (MaskSource(mask, "labelmap", "ct"),) if mask else ()
+        cases.append(Case(pid, path, None, masks, "slices"))
+    return cases
+
+
 def find_cases(root: str | Path, layout: str | None = None) -> list[Case]:
     """All patients under ``root`` (sorted by id), without labels; layout auto-detected."""
     root = Path(root)
@@ -130,6 +155,8 @@ def find_cases(root: str | Path, layout: str | None = None) -> list[Case]:
         from chmfl.cohort.tcia import find_tcia_cases
 
         cases = find_tcia_cases(root)
+    elif layout == "slices":
+        cases = _slice_cases(root)
     else:
         raise ChmflError(f"unknown layout '{layout}'; choose one of {LAYOUTS}")
     if not cases:

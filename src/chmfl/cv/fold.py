@@ -118,7 +118,9 @@ def _write_masks_and_slices(job: FoldJob, cases: Sequence[CaseData], out: dict) 
         arr = case.load()
         pred = out["mask"][i] if "mask" in out else None
         z = arr.ct.shape[0] // 2  # the box is centred on the tumour: its middle axial slice
-        sl = {"ct": arr.ct[z], "pet": arr.pet[z], "spacing": np.asarray(arr.spacing[1:])}
+        sl = {"ct": arr.ct[z], "spacing": np.asarray(arr.spacing[1:])}
+        if arr.pet is not None:  # CT-only cohorts have none
+            sl["pet"] = arr.pet[z]
         if arr.mask is not None:
             sl["mask"] = arr.mask[z]
         if pred is not None:

@@ -24,6 +24,7 @@ from chmfl.fsutil import atomic_path
 from chmfl.io.volume import Volume
 
 READ_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha")
+SLICE_SUFFIXES = (".png", ".nii", ".nii.gz")  # one 2D slice per file (``read_slice``)
 WRITE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
 
 
@@ -65,6 +66,35 @@ def read_image(path: str | os.PathLike, *, suv: str = "bw", overrides: dict | No
     volume = Volume.from_sitk(img, meta={"source": str(path)})
     check_finite(volume.array, f"image {path}")
     return volume
+
+
+def read_slice(path: str | os.PathLike) -> Volume:
+    """One 2D image file (PNG, or a NIfTI holding one slice) as a one-slice Volume (1, H, W).
+
+    A PNG must be a single-channel (grey) image; its values are returned as stored (8-bit
+    grey levels) with spacing 1 mm, as PNG carries no geometry. A NIfTI slice keeps its values
+    and in-plane spacing; the z spacing of a single slice is set to 1 mm."""
+    path = Path(path)
+    if _suffix(path) not in SLICE_SUFFIXES:
+        raise ChmflError(f"slice {path}: unsupported format (read: {', '.join(SLICE_SUFFIXES)})")
+    if not path.is_file():
+        raise ChmflError(f"slice {path}: file does not exist")
+    if _suffix(path) in (".nii", ".nii.gz"):
+        check_nifti_data(path)
+    try:
+        img = sitk.ReadImage(str(path))
+    except RuntimeError:
+        raise ChmflError(f"slice {path}: unreadable or truncated") from None
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise ChmflError(f"slice {path}: {img.GetNumberOfComponentsPerPixel()} channels; a grey image is needed")
+    if img.GetDimension() == 3 and img.GetSize()[2] == 1:
+        img = img[:, :, 0]
+    if img.GetDimension() != 2:
+        raise ChmflError(f"slice {path}: image of size {img.GetSize()}; one 2D slice is needed")
+    array = sitk.GetArrayFromImage(img)[None]  # (1, H, W)
+    check_finite(array, f"slice {path}")
+    sy, sx = img.GetSpacing()[::-1]
+    return Volume(array, (1.0, float(sy), float(sx)), (0.0, 0.0, 0.0), meta={"source": str(path)})
 
 
 def check_finite(array: np.ndarray, where: str) -> None:

@@ -36,7 +36,7 @@ class PatientInput:
 
     patient_id: str | None
     ct: Path
-    pet: Path
+    pet: Path | None  # None: a CT-only model (2D slices)
     rtstruct: Path | None = None
     roi: str | None = None
     center: tuple[float, float, float] | None = None
@@ -56,7 +56,10 @@ class Predictor:
         prep = cfg.get("preprocess")
         if not prep or "config" not in prep:
             raise ChmflError(f"{model_dir}: the model holds no preprocessing config (train it with 'chmfl train')")
-        self.prepare = PrepareConfig.from_dict(prep["config"])
+        from chmfl.preprocess.slices import SliceConfig, is_slice_cache
+
+        self.slices = SliceConfig.from_dict(prep["config"]) if is_slice_cache(prep) else None
+        self.prepare = None if self.slices else PrepareConfig.from_dict(prep["config"])
         self.method = load_method(self.model_dir)
         self.name = cfg["method"]
 
@@ -68,7 +71,19 @@ class Predictor:
             return bool(MODELS[model].needs_mask or getattr(MODELS[model], "uses_handcrafted", False))
         return True  # classical methods read features inside the contour
 
+    def slice_patient(self, p: PatientInput) -> CaseArrays:
+        """A one-slice patient (model trained on a 2D slice cohort), read as the training
+        slices were; a mask image, if given, is its tumour mask."""
+        from chmfl.cohort.case import Case, MaskSource
+        from chmfl.preprocess.slices import slice_case_arrays
+
+        pid = p.patient_id or Path(p.ct).name.split(".")[0]
+        masks = (MaskSource(Path(p.mask_image), "labelmap", "ct"),) if p.mask_image else ()
+        return slice_case_arrays(Case(str(pid), Path(p.ct), None, masks, "slices"), self.slices)
+
     def prepare_patient(self, p: PatientInput) -> tuple[CaseArrays, Volume]:
+        if p.pet is None:
+            raise ChmflError(f"model {self.name} works on PET-CT: give --pet")
         ct = read_image(p.ct)
         pet = read_image(p.pet, suv=self.prepare.suv)
         mask = None
@@ -101,8 +116,11 @@ class Predictor:
         return scores
 
     def predict(self, p: PatientInput) -> tuple[dict, Volume | None, Volume]:
-        """(prediction record, predicted mask on the CT grid or None, the CT volume)."""
-        arrays, ct = self.prepare_patient(p)
+        """(prediction record, predicted mask on the CT grid or None, the CT volume or None)."""
+        if self.slices is not None:
+            arrays, ct = self.slice_patient(p), None
+        else:
+            arrays, ct = self.prepare_patient(p)
         case = CaseData(arrays.patient_id, None, arrays=arrays)
         out = self.method.predict_all([case], saliency=False)  # "risk" for a survival model
         record = {
@@ -110,12 +128,12 @@ class Predictor:
             **self._scores(case, out),
             "model": {"method": self.name, "path": str(self.model_dir.resolve()), "chmfl_version": __version__},
             "preprocessing": {
-                "config": self.prepare.to_dict(), "center_xyz_mm": list(arrays.center),
+                "config": (self.slices or self.prepare).to_dict(), "center_xyz_mm": list(arrays.center),
                 "center_method": arrays.meta.get("center_method"),
             },
         }
         mask = None
-        if "mask" in out:
+        if "mask" in out and ct is not None:
             mask = box_mask_to_grid(arrays.volume("ct").with_array(out["mask"][0]), ct)
             record["tumour_volume_ml"] = float(mask.array.sum() * np.prod(ct.spacing) / 1000.0)
         return record, mask, ct

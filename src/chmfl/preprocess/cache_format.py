@@ -6,7 +6,8 @@ Keys of ``<patient_id>.npz`` (arrays are (z, y, x) on the isotropic box grid):
 * ``ct``, ``pet``: network inputs, float32 (or float16 in the bundled demo copy) after
   intensity standardisation and contrast enhancement (see ``preprocess.intensity``).
 * ``ct_hu``, ``pet_suv``: the same box before standardisation, in HU and SUVbw; handcrafted
-  features and SUVmax read these.
+  features and SUVmax read these. ``pet`` and ``pet_suv`` are absent in a CT-only cache
+  (2D slices, ``preprocess.slices``).
 * ``mask``: uint8 {0, 1} tumour mask on the box grid (absent when the case has no contour).
 * ``spacing`` (z, y, x) mm, ``origin`` LPS (x, y, z) mm of box voxel [0,0,0], ``direction``
   (9 floats, ITK row-major), ``center`` LPS (x, y, z) mm of the box centre.
@@ -34,9 +35,9 @@ class CaseArrays:
 
     patient_id: str
     ct: np.ndarray
-    pet: np.ndarray
+    pet: np.ndarray | None  # None: CT-only cohort
     ct_hu: np.ndarray
-    pet_suv: np.ndarray
+    pet_suv: np.ndarray | None
     mask: np.ndarray | None
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float]

@@ -125,7 +125,7 @@ def _manifest_row(case: Case, meta: dict | None, rel: str, error: str) -> dict:
     return row
 
 
-def _write_manifest(out: Path, rows: list[dict]) -> pd.DataFrame:
+def write_manifest(out: Path, rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows).reindex(columns=list(MANIFEST_COLUMNS))
     for col in ("dm", "lung_mets", "event", "dmfs_event"):
         df[col] = pd.array(df[col], dtype="Int64")
@@ -223,7 +223,7 @@ def prepare_cohort(
     metas = {**cached, **{pid: m for pid, (m, _) in results.items() if m}}
     rows = [_manifest_row(c, metas.get(c.patient_id), f"{config.hash()}/{c.patient_id}.npz",
                           failed.get(c.patient_id, "")) for c in cases]
-    manifest = _write_manifest(out, rows)
+    manifest = write_manifest(out, rows)
     _write_config(out, config, {"source": str(source), "layout": layout,
                                 "clinical": str(clinical) if clinical else None, "n_patients": len(cases)})
     return PrepareResult(out, manifest, [p for p in results if p not in failed], sorted(cached),

@@ -93,7 +93,7 @@ def saliency_figure(res: Results) -> FigureOut | str:
         first = _load(next(iter(files.values()))[pid])
         aspect = _aspect(first)
         _gray(row[0], first["ct"], aspect, "CT")
-        _gray(row[1], first["pet"], aspect, "PET")
+        _gray(row[1], first.get("pet", np.zeros_like(first["ct"])), aspect, "PET" if "pet" in first else "no PET")
         _row_label(row[0], pid, labels)
         for ax, (m, f) in zip(row[2:], files.items()):
             arrays = _load(f[pid])
@@ -135,7 +135,7 @@ def segmentation_figure(res: Results) -> FigureOut | str:
         first = _load(next(iter(files.values()))[pid])
         aspect, gt = _aspect(first), first["mask"] != 0
         _gray(row[0], first["ct"], aspect, "CT")
-        _gray(row[1], first["pet"], aspect, "PET")
+        _gray(row[1], first.get("pet", np.zeros_like(first["ct"])), aspect, "PET" if "pet" in first else "no PET")
         _gray(row[2], first["ct"], aspect, "Ground truth")
         _overlay(row[2], gt.astype(np.uint8), "lime", aspect)
         _row_label(row[0], pid, labels)
