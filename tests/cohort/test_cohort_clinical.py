@@ -107,3 +107,19 @@ def test_unknown_clinical_format(tmp_path):
     path.write_text("{}")
     with pytest.raises(ChmflError, match="expected .xlsx or .csv"):
         read_clinical(path)
+
+
+def test_time_horizon_is_hn_cnns_rule(tmp_path):
+    """DM within the horizon -> 1; no DM within it but followed past it (or DM later) -> 0;
+    no event and followed less -> excluded; a DM event without a date -> excluded."""
+    from chmfl.cohort.clinical import apply_horizon
+
+    csv = tmp_path / "labels.csv"
+    csv.write_text("id,label,event,days_to_outcome,days_to_last_followup\n"
+                   "early,1,1,400,900\nlate,1,1,1000,1200\nfollowed,0,0,,800\nshort,0,0,,500\n"
+                   "undated,1,1,,300\nexcluded,,0,,900\n")
+    rec = apply_horizon(read_clinical(csv), 730)
+    assert {k: r.dm for k, r in rec.items()} == {"early": 1, "late": 0, "followed": 0, "short": None,
+                                                 "undated": None, "excluded": None}
+    assert rec["short"].exclusion == "no event, followed under 730 days"
+    assert rec["undated"].exclusion == "DM event without a date"

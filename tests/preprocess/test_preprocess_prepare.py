@@ -117,7 +117,7 @@ def test_cli_prepare_and_errors(cohort, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "source folder is empty" in err
     bad_csv = tmp_path / "bad.csv"
-    bad_csv.write_text("id,label\np1,1\n")
+    bad_csv.write_text("pid,outcome\np1,1\n")  # id,label are accepted aliases
     assert main(["data", "prepare", str(cohort), "--out", str(tmp_path / "c3"), "--clinical", str(bad_csv)]) == 2
     assert "lacks column" in capsys.readouterr().err and not (tmp_path / "c3").exists()
 
