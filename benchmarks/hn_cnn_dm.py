@@ -17,7 +17,8 @@ Stages (each resumable; ``all`` runs them in order):
   test AUC with a stratified bootstrap 95 % CI on hn_cnn's test set (2-year label, 109
   patients) and on all 137 with any DM; beside the published 0.89.
 * ``cv``: ``chmfl cv`` of ``cnlpc`` on the included Canadian patients, stratified 5 folds x
-  ``--cv-repeats`` repeats, at the epoch chosen on HMR + CHUM (``--cv-epochs`` overrides).
+  ``--cv-repeats`` repeats, at the epoch chosen on HMR + CHUM (``--cv-epochs`` overrides);
+  ``cv-summary`` sums up the finished folds of an unfinished CV run.
 
 Everything lands in OUT (record.json sums it up); nothing is chosen on Maastro.
 """
@@ -170,7 +171,19 @@ def stage_test(out: Path) -> dict:
     return {"source_protocol": _test_row(y2, sub["probability"].to_numpy(), "2-year DM, hn_cnn's test set"),
             "all_patients": _test_row(preds["dm_any"].to_numpy(int), preds["probability"].to_numpy(),
                                       "any DM, all 137"),
-            "published": PUBLISHED}
+            "published": PUBLISHED, "tumour_area_baseline": _area_baseline(out, list(sub["patient_id"]), y2)}
+
+
+def _area_baseline(out: Path, test_ids: list[str], y_test: np.ndarray) -> dict:
+    """Explanatory, after the test: the AUC of the tumour's pixel count on the slice (no
+    training, no choice) on each cohort; how much of the task the tumour's size carries."""
+    from chmfl.data.cases import labels_of, load_cases
+
+    train, val = _cohorts(out)
+    by_id = {c.patient_id: c for c in load_cases(out / "cache" / "maastro")}
+    area = lambda cases: np.array([int(c.load().mask.sum()) for c in cases])  # noqa: E731
+    return {"train_auc": _auc(labels_of(train), area(train)), "val_auc": _auc(labels_of(val), area(val)),
+            "test_auc": _auc(y_test, area([by_id[p] for p in test_ids]))}
 
 
 def stage_cv(out: Path, epochs: int, repeats: int, threads: int, seed: int) -> dict:
@@ -179,22 +192,44 @@ def stage_cv(out: Path, epochs: int, repeats: int, threads: int, seed: int) -> d
     from chmfl.cv.runner import RunOptions, run_experiment
 
     exp = custom_experiment(["cnlpc"], folds=5, repeats=repeats)
-    res = run_experiment(exp, out / "cache" / "canada", out / "cv",
-                         RunOptions(seed=seed, epochs=epochs, train={"num_threads": threads}, progress=False))
-    metrics = pd.read_csv(res / "metrics.csv")
-    pooled = metrics[(metrics["fold"].astype(str) == "all") & (metrics["metric"] == "auc")]
-    per_fold = metrics[(metrics["fold"].astype(str) != "all") & (metrics["metric"] == "auc")]
-    return {"epochs": epochs, "repeats": repeats, "folds": 5,
-            "pooled_auc_per_repeat": pooled["value"].round(4).tolist(),
-            "pooled_auc_mean": float(pooled["value"].mean()), "pooled_auc_sd": float(pooled["value"].std()),
-            "fold_auc_mean": float(per_fold["value"].mean()), "fold_auc_sd": float(per_fold["value"].std())}
+    run_experiment(exp, out / "cache" / "canada", out / "cv",
+                   RunOptions(seed=seed, epochs=epochs, train={"num_threads": threads}, progress=False))
+    return {"epochs": epochs, **summarise_cv(out / "cv")}
+
+
+def summarise_cv(results: Path) -> dict:
+    """Pooled and per-fold AUC of every finished fold (``done.json``), per repeat; a repeat
+    counts as complete with all 5 folds; a patient bootstrap 95 % interval of the mean pooled
+    AUC over complete repeats. Works on an unfinished run too (CPU budgets)."""
+    from chmfl.stats.intervals import bootstrap_repeat_mean
+
+    folds = sorted((results / "cnlpc").glob("repeat_*/fold_*/done.json"))
+    preds = pd.concat([pd.read_csv(d.parent / "predictions.csv", dtype={"patient_id": str}) for d in folds],
+                      ignore_index=True)
+    pooled, per_fold, complete = [], [], []
+    for _, g in preds.groupby("repeat"):
+        per_fold += [_auc(f["label"], f["probability"]) for _, f in g.groupby("fold")]
+        if g["fold"].nunique() == 5:
+            pooled.append(_auc(g["label"], g["probability"]))
+            complete.append(g.set_index("patient_id").sort_index())
+    ci = [float("nan")] * 2
+    if complete:
+        probs = np.stack([c["probability"].to_numpy() for c in complete])
+        ci = list(bootstrap_repeat_mean(complete[0]["label"].to_numpy(), probs)["auc"])
+    return {"folds_done": len(folds), "complete_repeats": len(pooled),
+            "pooled_auc_per_repeat": [round(v, 4) for v in pooled],
+            "pooled_auc_mean": float(np.mean(pooled)) if pooled else float("nan"), "pooled_auc_ci95": ci,
+            "fold_auc_mean": float(np.mean(per_fold)),
+            "fold_auc_sd": float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else float("nan"),
+            "n_patients": int(preds.groupby("repeat").size().max()),
+            "events": int(preds.groupby("repeat")["label"].sum().max())}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="the hn-cnn-dm folder (canada.csv, canada_c/, ...)")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--stage", choices=("prepare", "cohort", "test", "cv", "all"), default="all")
+    ap.add_argument("--stage", choices=("prepare", "cohort", "test", "cv", "cv-summary", "all"), default="all")
     ap.add_argument("--max-epochs", type=int, default=3000, help="hn_cnn: 3000")
     ap.add_argument("--cv-repeats", type=int, default=5)
     ap.add_argument("--cv-epochs", type=int, help="default: the epoch chosen on HMR + CHUM")
@@ -217,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
             record["cohort"] = stage_cohort(args.out, args.max_epochs, args.threads, args.seed)
         elif stage == "test":
             record["test"] = stage_test(args.out)
+        elif stage == "cv-summary":  # an unfinished CV run: what its finished folds say
+            record["cv"] = {"epochs": args.cv_epochs, "unfinished": True, **summarise_cv(args.out / "cv")}
+            stage = "cv"
         else:
             epochs = args.cv_epochs or record["cohort"]["selected_epoch"]
             record["cv"] = stage_cv(args.out, epochs, args.cv_repeats, args.threads, args.seed)
