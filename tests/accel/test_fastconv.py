@@ -175,3 +175,22 @@ def test_gemm_wgrad_only_where_it_beats_onednn():
     assert not pays(1, 16, 16, (36, 28, 28), 5) and not pays(1, 128, 128, (18, 14, 14), 5)
     assert not pays(4, 8, 8, (36, 28, 28), 3) and not pays(4, 24, 8, (36, 28, 28), 3)  # 4 mm demo size
     assert pays(1, 48, 16, (144, 112, 112), 3) and pays(1, 16, 2, (144, 112, 112), 3)  # fast preset
+
+
+def test_channels_last_runs_2d_convolutions_channels_last():
+    """2D networks (CNLPC) too: each plain Conv2d views its weight channels-last per call, so
+    its map is channels-last; same values, and the plain class back on ``enable=False``."""
+    import copy
+
+    from chmfl.accel.layout import ChannelsLastConv2d, use_channels_last
+
+    torch.manual_seed(0)
+    ref = build_model("cnlpc")
+    net = use_channels_last(copy.deepcopy(ref))
+    assert type(net.cv1) is ChannelsLastConv2d and type(net.cv3) is ChannelsLastConv2d
+    for name, x in (("cv1", torch.rand(2, 1, 60, 60)), ("cv2", torch.rand(2, 8, 50, 50))):
+        got = getattr(net, name)(x)
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(got, getattr(ref, name)(x), rtol=1e-5, atol=1e-5)
+    use_channels_last(net, False)
+    assert type(net.cv1) is torch.nn.Conv2d

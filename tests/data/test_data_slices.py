@@ -16,7 +16,7 @@ from chmfl.cli.main import main
 from chmfl.cohort.layouts import detect_layout, find_cases
 from chmfl.data.cases import load_cases
 from chmfl.errors import ChmflError
-from chmfl.preprocess.slices import SliceConfig, prepare_slice_cohort
+from chmfl.preprocess.slices import prepare_slice_cohort
 
 
 def _png(path: Path, grey: np.ndarray) -> None:

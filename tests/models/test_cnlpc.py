@@ -125,17 +125,6 @@ def test_petct_variant_adds_the_pet_slice_as_a_channel():
         net(None, ct, mask=mask)
 
 
-def test_channels_last_convolutions_equal_plain_ones():
-    torch.manual_seed(0)
-    net = build_model("cnlpc")
-    for conv, x in ((net.cv1, torch.rand(2, 1, 60, 60)), (net.cv2, torch.rand(2, 8, 50, 50))):
-        plain = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride)
-        plain.load_state_dict(conv.state_dict())
-        got = conv(x)
-        assert got.is_contiguous(memory_format=torch.channels_last)
-        torch.testing.assert_close(got, plain(x), rtol=1e-5, atol=1e-5)
-
-
 def test_mask_is_required():
     ct, _ = _box(batch=1, size=20)
     with pytest.raises(ChmflError, match="mask"):

@@ -85,14 +85,16 @@ def _inplace(model: nn.Module, enable: bool):
 
 @contextlib.contextmanager
 def _channels_last_pooling(model: nn.Module, enable: bool):
-    """HMFL pooling in channels-last memory order for the call (``accel.layout``; same values)."""
+    """HMFL pooling in channels-last memory order and 2D convolutions channels-last for the
+    call (``accel.layout``; same values)."""
     if not enable:
         yield
         return
-    from chmfl.accel.layout import ChannelsLastFusion
+    from chmfl.accel.layout import ChannelsLastFusion, swap_conv2d
     from chmfl.models.chmfl import HierarchicalFusion
 
     swapped = [m for m in model.modules() if type(m) is HierarchicalFusion]
+    convs = swap_conv2d(model)
     try:
         for m in swapped:
             m.__class__ = ChannelsLastFusion
@@ -100,6 +102,8 @@ def _channels_last_pooling(model: nn.Module, enable: bool):
     finally:
         for m in swapped:
             m.__class__ = HierarchicalFusion
+        for m in convs:
+            m.__class__ = torch.nn.Conv2d
 
 
 @contextlib.contextmanager

@@ -17,7 +17,9 @@ head   512 -> 128 -> 64 -> 32 -> 1, LReLU then dropout 0.3 / 0.2 / 0.1 after eac
 LeakyReLU slope 0.01 (``HNCNN``'s default; the repository's ``RELU_SLOPE`` hyper-parameter
 never reaches the network), PyTorch's default initialisation (``HNCNN`` sets none), 85,505
 parameters with one input channel. The sigmoid output ``p = sigmoid(z)`` is returned as
-logits ``[0, z]``: softmax gives ``p`` and cross-entropy equals binary cross-entropy.
+logits ``[0, z]``: softmax gives ``p`` and cross-entropy equals binary cross-entropy. Its 2D
+maps are big (8 x 176 x 176 per image): the ``channels_last`` speed option
+(``chmfl.accel.layout``) halves its training step on a CPU.
 
 What the source did in preprocessing happens here, on the cached box, so every chmfl cache
 (at any voxel size) feeds it: the slice choice (per patient, the axial slice with the most
@@ -70,11 +72,11 @@ class CNLPC(nn.Module):
         self.pet_scale_suv, self.pet_max = float(pet_scale_suv), float(pet_max)
         f = base_filters
         self.lr = nn.LeakyReLU(negative_slope=leaky_slope)
-        self.cv1 = ChannelsLastConv2d(2 if modality == "petct" else 1, f, 3, stride=1)
+        self.cv1 = nn.Conv2d(2 if modality == "petct" else 1, f, 3, stride=1)
         self.mxp1 = nn.MaxPool2d(3, stride=1)
-        self.cv2 = ChannelsLastConv2d(f, 2 * f, 3, stride=2)
+        self.cv2 = nn.Conv2d(f, 2 * f, 3, stride=2)
         self.mxp2 = nn.MaxPool2d(3, stride=2)
-        self.cv3 = ChannelsLastConv2d(2 * f, 4 * f, 4, stride=3)
+        self.cv3 = nn.Conv2d(2 * f, 4 * f, 4, stride=3)
         self.mxp3 = nn.MaxPool2d(4, stride=3)
         flat = 4 * f * _feature_side(self.image_size) ** 2  # 32 x 4 x 4 = 512 at 180
         self.ln1, self.dp1 = nn.Linear(flat, 16 * f), nn.Dropout(dropout[0])
@@ -129,20 +131,6 @@ class CNLPC(nn.Module):
         vector = self.dp3(self.lr(self.ln3(out)))  # (B, 32)
         z = self.ln4(vector)  # (B, 1): sigmoid(z) = P(DM)
         return ModelOutput(logits=torch.cat([torch.zeros_like(z), z], 1), features=vector)
-
-
-class ChannelsLastConv2d(nn.Conv2d):
-    """``nn.Conv2d`` whose maps are channels-last: the weight is viewed channels-last for the
-    call (a differentiable copy of a few hundred values), so this map and every one after it
-    is channels-last. Same arithmetic up to summation order; training steps 2-2.5x faster on
-    a 2-core Xeon (batch 64, 180 x 180: 5.5-7.7 s -> 2.6-3.7 s, measured under shared load)."""
-
-    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-        try:
-            weight = weight.to(memory_format=torch.channels_last)  # restrides even 1-channel weights
-        except RuntimeError:  # a vmapped weight (stacked fold models) has no 4-D layout to change
-            pass
-        return super()._conv_forward(input, weight, bias)
 
 
 def _feature_side(size: int) -> int:
