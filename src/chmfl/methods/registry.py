@@ -60,8 +60,8 @@ METHODS: dict[str, MethodInfo] = {
     "chmfl-resnet50": MethodInfo(_NEURAL, "CHMFL in 2D with ResNet50 branches (Table SII)", {"model": "chmfl-resnet50"}, "SII"),
     # --- comparison methods (Table I) ---
     "hc-rf": MethodInfo("chmfl.methods.classical:HandcraftedRF", "HC+RF: IBSI handcrafted radiomics (pyradiomics) of PET and CT in the tumour, feature selection + random forest (Vallieres 2015)", {}, "I"),
-    "cnlpc": MethodInfo(_NEURAL, "CNLPC (Diamant et al. 2019, as hn_cnn re-implements it): 2D CNN on the CT slice of largest tumour area, masked to the tumour, HU window [-50, 300]; SGD, class-weighted BCE", {"model": "cnlpc"}, "I", CNLPC_TRAIN),
-    "cnlpc-petct": MethodInfo(_NEURAL, "CNLPC with PET-CT input (PET slice as a second channel), as the CHMFL paper compared it", {"model": "cnlpc", "model_kwargs": {"modality": "petct"}}, "I", CNLPC_TRAIN),
+    "cnlpc": MethodInfo(_NEURAL, "CNLPC (Diamant et al. 2019, as hn_cnn re-implements it): 2D CNN on the CT slice of largest tumour area, masked to the tumour, HU window [-50, 300]; SGD, class-weighted BCE", {"model": "cnlpc"}, "I", train=CNLPC_TRAIN),
+    "cnlpc-petct": MethodInfo(_NEURAL, "CNLPC with PET-CT input (PET slice as a second channel), as the CHMFL paper compared it", {"model": "cnlpc", "model_kwargs": {"modality": "petct"}}, "I", train=CNLPC_TRAIN),
     "mor-3dcnn": MethodInfo("chmfl.methods.hybrid:MOR3DCNN", "MOR+3D CNNs: many-objective radiomics model and a 3D CNN fused by evidential reasoning (Chen et al. 2019)", {}, "I"),
     "3dmcl": MethodInfo(_NEURAL, "3DMCL: 3D CNN on PET-CT with the tumour mask as input plus handcrafted radiomic features (Peng et al. 2019)", {"model": "3dmcl"}, "I"),
     # --- modality / dimensionality comparisons (Table II) ---
@@ -76,8 +76,8 @@ METHODS: dict[str, MethodInfo] = {
     "resnet34-petct": MethodInfo(_NEURAL, "2D ResNet34 on PET-CT slices; --pretrained FILE for given weights", {"model": "resnet34-petct"}, "SII"),
     "resnet50-petct": MethodInfo(_NEURAL, "2D ResNet50 on PET-CT slices; --pretrained FILE for given weights", {"model": "resnet50-petct"}, "SII"),
     # --- segmentation comparator (Table SIV) ---
-    "vnet": MethodInfo(_NEURAL, "V-Net (MONAI) tumour segmentation with Milletari's soft Dice loss; DM probability from its predicted tumour's volume and SUVmax", {"model": "vnet"}, "SIV", {"seg_loss": "dice"}),
-    "vnet-ce": MethodInfo(_NEURAL, "V-Net as 'vnet' but trained with voxel cross-entropy instead of the Dice loss", {"model": "vnet"}, "SIV", {"seg_loss": "ce"}),
+    "vnet": MethodInfo(_NEURAL, "V-Net (MONAI) tumour segmentation with Milletari's soft Dice loss; DM probability from its predicted tumour's volume and SUVmax", {"model": "vnet"}, "SIV", train={"seg_loss": "dice"}),
+    "vnet-ce": MethodInfo(_NEURAL, "V-Net as 'vnet' but trained with voxel cross-entropy instead of the Dice loss", {"model": "vnet"}, "SIV", train={"seg_loss": "ce"}),
     # --- beyond the paper: the floor every table should show ---
     "suvmax-volume": MethodInfo("chmfl.methods.classical:SuvmaxVolume", "Floor: PET SUVmax and tumour volume inside the contour (full-contour table when the cache has one), logistic regression", {}, "-"),
     "suvmax-mtv": MethodInfo("chmfl.methods.mtv:SuvmaxMTV", "Annotation-free floor: SUVmax and metabolic tumour volume (>= 40 % SUVmax, connected to the hottest voxel of the box; no contour), logistic regression", {}, "-"),
