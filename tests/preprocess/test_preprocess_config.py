@@ -50,3 +50,12 @@ def test_unknown_keys():
         PrepareConfig.from_dict({"voxel": 1})
     with pytest.raises(ChmflError, match="unknown IntensityConfig key"):
         PrepareConfig.from_dict({"intensity": {"window": 1}})
+
+
+def test_hotspot_settings_are_checked_and_old_configs_still_load():
+    with pytest.raises(ChmflError, match="margin must be >= 1"):
+        PrepareConfig.from_dict({"hotspot": {"margin": 0.5}})
+    with pytest.raises(ChmflError, match="fraction in"):
+        PrepareConfig.from_dict({"hotspot": {"fraction": 1.5}})
+    old = PrepareConfig.from_dict({"hotspot": {"sigma_mm": 4.0, "threshold_suv": 2.5, "fraction": 0.4}})
+    assert old.hotspot.margin == 2.0 and old.hotspot.physiological  # a model saved before issue 20

@@ -8,30 +8,37 @@ from prep_synth import patient, sphere_volume
 
 from chmfl.errors import ChmflError
 from chmfl.io.volume import Volume
-from chmfl.preprocess.box import mask_centroid, pet_hotspot
+from chmfl.preprocess.box import mask_centroid
 from chmfl.preprocess.config import QUANTUM, PrepareConfig
+from chmfl.preprocess.localise import locate_tumour
 from chmfl.preprocess.pipeline import preprocess_case
 
 CENTER = (10.0, -20.0, 30.0)
 SMALL = PrepareConfig(voxel_mm=2.0, box_mm=(48.0, 40.0, 40.0))
 
 
+def _soft_tissue_ct(pet: Volume) -> Volume:
+    """A CT of plain soft tissue (40 HU) over the PET's extent."""
+    return pet.with_array(np.full(pet.shape, 40.0, np.float32))
+
+
 def test_hotspot_finds_the_lesion_not_a_noise_spike():
     pet = sphere_volume((20, 20, 20), (4.0, 4.0, 4.0), (-40.0, -40.0, -40.0), (6.0, -5.0, 3.0), 10.0, 8.0, 1.0)
     arr = pet.array.copy()
     arr[2, 2, 2] = 30.0  # one hot voxel far away: smoothed away
-    hot = pet_hotspot(pet.with_array(arr))
-    assert np.linalg.norm(np.subtract(hot, (6.0, -5.0, 3.0))) < 2.0
+    loc = locate_tumour(_soft_tissue_ct(pet), pet.with_array(arr), SMALL)
+    assert loc.decision == "chosen" and np.linalg.norm(np.subtract(loc.centre_xyz, (6.0, -5.0, 3.0))) < 2.0
 
 
 def test_hotspot_prefers_the_large_lesion_over_a_small_hotter_one():
-    """A bladder-like small very hot ball must not win over a large avid sarcoma."""
+    """A small very hot ball of soft tissue must not win over a large avid sarcoma."""
     shape, spacing, origin = (30, 30, 30), (4.0, 4.0, 4.0), (-60.0, -60.0, -60.0)
     big = sphere_volume(shape, spacing, origin, (-20.0, 0.0, 0.0), 25.0, 5.0, 1.0)
     small = sphere_volume(shape, spacing, origin, (35.0, 30.0, 30.0), 8.0, 25.0, 0.0)
     pet = big.with_array(np.maximum(big.array, small.array))
-    hot = pet_hotspot(pet)
-    assert np.linalg.norm(np.subtract(hot, (-20.0, 0.0, 0.0))) < 3.0
+    loc = locate_tumour(_soft_tissue_ct(pet), pet, SMALL)
+    assert np.linalg.norm(np.subtract(loc.centre_xyz, (-20.0, 0.0, 0.0))) < 3.0
+    assert [c.suv_max > 20 for c in loc.candidates[:2]] == [False, True]  # both listed, ranked by excess
 
 
 def test_mask_centroid_and_empty_mask():
@@ -55,7 +62,7 @@ def test_box_centred_on_the_tumour_and_pet_ct_aligned():
     overlap = (hot_pet & dense_ct).sum() / max(hot_pet.sum(), dense_ct.sum())
     assert overlap > 0.75
     assert case.meta["mask_fraction_in_box"] == 1.0 and case.meta["hotspot_box_holds_tumour"]
-    assert case.meta["hotspot_error_mm"] < 3.0
+    assert case.meta["hotspot_error_mm"] < 3.0 and case.meta["hotspot_decision"] == "chosen"
 
 
 def test_no_contour_uses_the_pet_hotspot():
@@ -63,6 +70,7 @@ def test_no_contour_uses_the_pet_hotspot():
     case = preprocess_case("P1", ct, pet, None, SMALL)
     assert case.mask is None and case.meta["center_method"] == "hotspot"
     np.testing.assert_allclose(case.center, CENTER, atol=3.0)
+    assert case.meta["localisation"]["decision"] == "chosen"
     with pytest.raises(ChmflError, match="no tumour contour"):
         preprocess_case("P1", ct, pet, None, PrepareConfig(voxel_mm=2.0, center="mask"))
 

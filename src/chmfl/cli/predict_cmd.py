@@ -16,21 +16,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rtstruct", help="RTSTRUCT with the tumour contour (optional)")
     p.add_argument("--roi", help="ROI name or regex in the RTSTRUCT")
     p.add_argument("--mask", help="tumour label image (NIfTI/NRRD) instead of an RTSTRUCT (optional)")
-    p.add_argument("--center", help="box centre X,Y,Z in patient coordinates (mm, LPS)")
+    p.add_argument("--center", nargs="+", metavar="X Y Z",
+                   help="box centre in patient coordinates (LPS, mm): X Y Z (or X,Y,Z)")
+    p.add_argument("--search-box", nargs=6, type=float, metavar=("XMIN", "XMAX", "YMIN", "YMAX", "ZMIN", "ZMAX"),
+                   help="look for the tumour only inside this region (LPS, mm) when no contour or centre is given")
     p.add_argument("--patient-id", help="ID to report (default: from the DICOM or the file name)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=run)
 
 
-def _center(text: str | None):
-    if text is None:
+def _center(values: list[str] | None):
+    """``--center X Y Z`` or ``--center X,Y,Z`` -> (x, y, z) mm."""
+    if values is None:
         return None
+    text = " ".join(values)
     try:
-        xyz = tuple(float(v) for v in text.split(","))
+        xyz = tuple(float(v) for v in text.replace(",", " ").split())
     except ValueError:
         xyz = ()
     if len(xyz) != 3:
-        raise ChmflError(f"--center takes X,Y,Z in mm, got {text!r}")
+        raise ChmflError(f"--center takes X Y Z in mm (LPS), got {text!r}")
     return xyz
 
 
@@ -51,11 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
     from chmfl.predict.predict import PatientInput, predict_patients
 
-    if sum(bool(x) for x in (args.rtstruct, args.mask, args.center)) > 1:
-        raise ChmflError("give at most one of --rtstruct, --mask and --center")
+    if sum(bool(x) for x in (args.rtstruct, args.mask, args.center, args.search_box)) > 1:
+        raise ChmflError("give at most one of --rtstruct, --mask, --center and --search-box")
     if args.cohort:
         if args.pet or args.ct:
             raise ChmflError("give either --cohort or --pet/--ct")
+        if args.center or args.search_box:
+            raise ChmflError("--center and --search-box are for one patient (--pet/--ct), not --cohort")
         from chmfl.cohort.layouts import find_cases
 
         patients = [_cohort_input(c) for c in find_cases(args.cohort)]
@@ -68,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                 raise ChmflError(f"{flag} {path}: no such file or folder")
         patients = [PatientInput(args.patient_id, Path(args.ct), Path(args.pet) if args.pet else None,
                                  Path(args.rtstruct) if args.rtstruct else None, args.roi, _center(args.center),
-                                 Path(args.mask) if args.mask else None)]
+                                 Path(args.mask) if args.mask else None,
+                                 search_box=tuple(args.search_box) if args.search_box else None)]
     out = predict_patients(args.model, patients, args.out)
     print(f"prediction: {out}")
     return 0

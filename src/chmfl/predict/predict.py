@@ -2,9 +2,12 @@
 
 The patient is prepared exactly as the model's training patients were (the model folder holds
 that preprocessing config). The box is centred on the contour when one is given, on
-``--center``, or else on the PET hotspot (``preprocess.box.pet_hotspot``). The predicted mask
-is resampled from the box back onto the original CT grid (linear interpolation of the binary
-mask, threshold 0.5) so it overlays the CT voxel for voxel. Outputs carry the patient ID only.
+``--center``, or else where ``preprocess.localise.locate_tumour`` finds the tumour (inside
+``--search-box`` when given); when it cannot tell the tumour apart, or the box would be
+mostly outside the CT, the patient is refused (``ChmflError`` listing the candidates) rather
+than given a probability. The predicted mask is resampled from the box back onto the
+original CT grid (linear interpolation of the binary mask, threshold 0.5) so it overlays the
+CT voxel for voxel. Outputs carry the patient ID only.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from chmfl.io.imageio import read_image, write_image
 from chmfl.io.volume import Volume
 from chmfl.preprocess.cache_format import CaseArrays
 from chmfl.preprocess.config import PrepareConfig
+from chmfl.preprocess.localise import LocalisationRefused, SearchBox
 from chmfl.preprocess.pipeline import preprocess_case
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,11 @@ class PatientInput:
     center: tuple[float, float, float] | None = None
     mask_image: Path | None = None  # a label image (NIfTI/NRRD) instead of an RTSTRUCT
     contour_if_needed: bool = False  # use the contour only for methods that cannot do without
+    search_box: SearchBox | None = None  # XMIN XMAX YMIN YMAX ZMIN ZMAX (LPS mm) to look for the tumour in
+
+
+HOW_TO_CHOOSE = ("choose the centre with --center X Y Z (LPS mm) or limit the search with "
+                 "--search-box XMIN XMAX YMIN YMAX ZMIN ZMAX (LPS mm)")
 
 
 class Predictor:
@@ -88,7 +97,7 @@ class Predictor:
         pet = read_image(p.pet, suv=self.prepare.suv)
         mask = None
         if p.contour_if_needed and not self._needs_contour():
-            p = PatientInput(p.patient_id, p.ct, p.pet, center=p.center)
+            p = PatientInput(p.patient_id, p.ct, p.pet, center=p.center, search_box=p.search_box)
         if p.rtstruct is not None:
             from chmfl.io.rtstruct import read_rtstruct_mask
 
@@ -98,8 +107,16 @@ class Predictor:
             mask = label.with_array((label.array > 0).astype("uint8"))
         elif self._needs_contour():
             raise ChmflError(f"method {self.name} needs a tumour contour: give --rtstruct or --mask")
-        pid = p.patient_id or ct.meta.get("patient_id") or Path(p.ct).name.split(".")[0]
-        arrays = preprocess_case(str(pid), ct, pet, mask, self.prepare, center_xyz=p.center)
+        pid = str(p.patient_id or ct.meta.get("patient_id") or Path(p.ct).name.split(".")[0])
+        try:
+            arrays = preprocess_case(pid, ct, pet, mask, self.prepare, center_xyz=p.center, search_box=p.search_box)
+        except LocalisationRefused as exc:
+            raise LocalisationRefused(f"{exc}; {HOW_TO_CHOOSE}", exc.localisation) from None
+        outside = arrays.meta["pad_fraction_ct"]
+        if outside > self.prepare.hotspot.max_outside_ct:
+            x, y, z = arrays.center
+            raise LocalisationRefused(f"patient {pid}: the box around ({x:.0f}, {y:.0f}, {z:.0f}) mm lies "
+                                      f"{outside:.0%} outside the CT, no prediction is made on padding; {HOW_TO_CHOOSE}")
         return arrays, ct
 
     def _scores(self, case: CaseData, out: dict) -> dict:
@@ -130,6 +147,8 @@ class Predictor:
             "preprocessing": {
                 "config": (self.slices or self.prepare).to_dict(), "center_xyz_mm": list(arrays.center),
                 "center_method": arrays.meta.get("center_method"),
+                "pad_fraction_ct": arrays.meta.get("pad_fraction_ct"),
+                "localisation": arrays.meta.get("localisation"),
             },
         }
         mask = None
@@ -168,8 +187,19 @@ def write_prediction(out_dir: Path, record: dict, mask: Volume | None, ct_path: 
     (out_dir / "prediction.json").write_text(json.dumps(record, indent=2))
 
 
+def _refusal(p: PatientInput, exc: LocalisationRefused) -> dict:
+    """The record of a refused patient of a cohort: why, and the candidates."""
+    pid = p.patient_id or Path(p.ct).name.split(".")[0]
+    loc = exc.localisation
+    return {"patient_id": str(pid), "probability": None, "refused": str(exc),
+            "localisation": None if loc is None else loc.to_dict()}
+
+
 def predict_patients(model_dir: str | Path, patients: list[PatientInput], out: str | Path) -> Path:
-    """Predict each patient; one patient -> files in ``out``; several -> ``out/<id>/`` + predictions.csv."""
+    """Predict each patient; one patient -> files in ``out``; several -> ``out/<id>/`` + predictions.csv.
+
+    One patient whose tumour cannot be placed raises (nothing is written). In a cohort, such
+    a patient gets a prediction.json saying why (no probability) and a "refused" row."""
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -180,14 +210,24 @@ def predict_patients(model_dir: str | Path, patients: list[PatientInput], out: s
     with atomic_dir(out) as tmp:
         rows = []
         for p in tqdm(patients, desc="patients", disable=len(patients) < 2):
-            record, mask, _ = predictor.predict(p)
+            try:
+                record, mask, _ = predictor.predict(p)
+            except LocalisationRefused as exc:
+                if len(patients) == 1:
+                    raise
+                record, mask = _refusal(p, exc), None
+                log.warning("%s", record["refused"])
             target = tmp if len(patients) == 1 else tmp / record["patient_id"]
             target.mkdir(parents=True, exist_ok=True)
-            write_prediction(target, record, mask, p.ct)
+            if "refused" in record:
+                (target / "prediction.json").write_text(json.dumps(record, indent=2))
+            else:
+                write_prediction(target, record, mask, p.ct)
             scores = {k: record[k] for k in ("probability", "risk") if k in record}
             scores.update({f"dm_free_{k}": v for k, v in record.get("dm_free_probability", {}).items()})
-            rows.append({"patient_id": record["patient_id"], **scores,
-                         "model": predictor.name, "center_method": record["preprocessing"]["center_method"]})
+            rows.append({"patient_id": record["patient_id"], **scores, "model": predictor.name,
+                         "center_method": record.get("preprocessing", {}).get("center_method"),
+                         "status": "refused" if "refused" in record else "ok"})
         if len(patients) > 1:
             pd.DataFrame(rows).to_csv(tmp / "predictions.csv", index=False)
     return out

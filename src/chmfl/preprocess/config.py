@@ -40,11 +40,23 @@ class IntensityConfig:
 
 @dataclass(frozen=True)
 class HotspotConfig:
-    """Box centre without a contour: the PET hotspot (see ``preprocess.box``)."""
+    """Box centre without a contour (``preprocess.localise.locate_tumour``)."""
 
     sigma_mm: float = 4.0  # Gaussian smoothing of the SUV (about the PET resolution)
     threshold_suv: float = 2.5  # candidate regions: smoothed SUV >= this
     fraction: float = 0.4  # fallback (nothing >= threshold): smoothed SUV >= fraction * max
+    margin: float = 2.0  # choose only when the best candidate's score >= margin x the next's
+    min_score: float = 5.0  # ... and >= this excess uptake (SUV x ml); weaker: refuse
+    max_outside_ct: float = 0.5  # refuse when more than this of the candidate (or its box) lies outside the CT
+    min_contrast: float = 2.0  # a candidate's SUVmax must reach this x its surroundings' (else "diffuse")
+    physiological: bool = True  # recognise urine, brain, heart, kidneys (CT anatomy), diffuse uptake; never choose them
+
+    def __post_init__(self) -> None:
+        if not (self.sigma_mm > 0 and self.threshold_suv > 0 and 0 < self.fraction < 1):
+            raise ChmflError("prepare config: hotspot sigma_mm and threshold_suv must be > 0, fraction in (0, 1)")
+        if self.margin < 1 or not 0 <= self.max_outside_ct <= 1 or min(self.min_contrast, self.min_score) < 0:
+            raise ChmflError("prepare config: hotspot margin must be >= 1, max_outside_ct in [0, 1], "
+                             "min_contrast and min_score >= 0")
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,12 @@ class Grid:
     def volume_like(self) -> Volume:
         return Volume(np.empty((1, 1, 1), np.uint8), self.spacing, self.origin, self.direction)
 
+    @classmethod
+    def like(cls, volume: Volume) -> Grid:
+        """The grid of ``volume`` (its shape, spacing, origin and direction)."""
+        return cls(volume.shape, tuple(float(s) for s in volume.spacing),  # type: ignore[arg-type]
+                   tuple(float(o) for o in volume.origin), tuple(float(d) for d in volume.direction))  # type: ignore[arg-type]
+
     def contains(self, xyz: np.ndarray) -> np.ndarray:
         """True for LPS points (..., 3) inside the box (voxel edges, not centres)."""
         idx = self.volume_like().physical_to_index(xyz)
@@ -166,17 +172,27 @@ def inside_fraction(volume: Volume, grid: Grid) -> float:
         for pos, n in zip(positions, volume.shape):
             frac *= float(np.mean((pos >= -0.5) & (pos <= n - 0.5)))
         return frac
-    return _inside_fraction_itk(volume, grid)
+    return float(_inside_itk(volume, grid).mean(dtype=np.float64))
 
 
-def _inside_fraction_itk(volume: Volume, grid: Grid) -> float:
-    """``inside_fraction`` for any orientation: resample an all-ones image (nearest)."""
+def inside_mask(volume: Volume, grid: Grid) -> np.ndarray:
+    """Boolean (z, y, x) array on ``grid``: True where the voxel centre lies inside
+    ``volume``'s image extent (voxel edges), e.g. where a CT exists on the PET grid."""
+    positions = _index_positions(volume, grid)
+    if positions is None:
+        return _inside_itk(volume, grid) > 0
+    ins = [(pos >= -0.5) & (pos <= n - 0.5) for pos, n in zip(positions, volume.shape)]
+    return ins[0][:, None, None] & ins[1][None, :, None] & ins[2][None, None, :]
+
+
+def _inside_itk(volume: Volume, grid: Grid) -> np.ndarray:
+    """1 where ``grid`` voxel centres fall inside ``volume`` (any orientation): an all-ones
+    image resampled by nearest neighbour."""
     ones = sitk.Image([int(s) for s in volume.shape[::-1]], sitk.sitkUInt8) + 1
     ones.SetSpacing([float(s) for s in volume.spacing[::-1]])
     ones.SetOrigin([float(o) for o in volume.origin])
     ones.SetDirection([float(d) for d in volume.direction])
-    inside = _resample(ones, grid, sitk.sitkNearestNeighbor, 0.0, False)
-    return float(inside.mean(dtype=np.float64))
+    return _resample(ones, grid, sitk.sitkNearestNeighbor, 0.0, False)
 
 
 def mask_points(mask: Volume) -> np.ndarray:

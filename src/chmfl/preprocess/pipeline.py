@@ -10,7 +10,6 @@ import numpy as np
 
 from chmfl.errors import ChmflError
 from chmfl.io.volume import Volume
-from chmfl.preprocess.box import pet_hotspot
 from chmfl.preprocess.cache_format import CaseArrays
 from chmfl.preprocess.config import QUANTUM, PrepareConfig
 from chmfl.preprocess.geometry import (
@@ -22,6 +21,7 @@ from chmfl.preprocess.geometry import (
     resample_mask,
 )
 from chmfl.preprocess.intensity import normalize
+from chmfl.preprocess.localise import Localisation, LocalisationRefused, SearchBox, locate_tumour
 
 
 def quantize(x: np.ndarray, step: float) -> np.ndarray:
@@ -40,17 +40,24 @@ def _check_finite(patient_id: str, name: str, volume: Volume) -> None:
 
 
 def choose_center(
-    pet: Volume, mask_centre: tuple[float, float, float] | None, config: PrepareConfig,
-    center_xyz: tuple[float, float, float] | None = None,
-) -> tuple[tuple[float, float, float], str]:
-    """The box centre (LPS mm) and how it was found: "given", "mask" or "hotspot"."""
+    ct: Volume, pet: Volume, mask_centre: tuple[float, float, float] | None, config: PrepareConfig,
+    center_xyz: tuple[float, float, float] | None = None, search_box: SearchBox | None = None,
+    patient_id: str = "",
+) -> tuple[tuple[float, float, float], str, Localisation | None]:
+    """The box centre (LPS mm), how it was found ("given", "mask" or "hotspot") and, for
+    "hotspot", the ``Localisation`` (``preprocess.localise``); raises ``LocalisationRefused``
+    when the tumour cannot be told apart without a contour."""
     if center_xyz is not None:
-        return tuple(float(c) for c in center_xyz), "given"  # type: ignore[return-value]
+        return tuple(float(c) for c in center_xyz), "given", None  # type: ignore[return-value]
     if config.center == "mask" and mask_centre is None:
         raise ChmflError("center 'mask' asked for, but the case has no tumour contour")
     if mask_centre is not None and config.center in ("auto", "mask"):
-        return mask_centre, "mask"
-    return _hotspot(pet, config), "hotspot"
+        return mask_centre, "mask", None
+    loc = locate_tumour(ct, pet, config, search_box)
+    if loc.centre_xyz is None:
+        who = f"patient {patient_id}: " if patient_id else ""
+        raise LocalisationRefused(f"{who}cannot place the box without a contour: {loc.summary()}", loc)
+    return loc.centre_xyz, "hotspot", loc
 
 
 def _mask_in_box(mask: Volume, points: np.ndarray, grid: Grid, patient_id: str) -> tuple[np.ndarray, dict]:
@@ -67,16 +74,16 @@ def _mask_in_box(mask: Volume, points: np.ndarray, grid: Grid, patient_id: str) 
     }
 
 
-def _hotspot(pet: Volume, config: PrepareConfig) -> tuple[float, float, float]:
-    h = config.hotspot
-    return pet_hotspot(pet, h.sigma_mm, h.threshold_suv, h.fraction)
-
-
-def _hotspot_check(pet: Volume, points: np.ndarray, config: PrepareConfig) -> dict:
-    """Where the no-contour rule would put the box, and how much of the tumour it would hold."""
-    hot = np.asarray(_hotspot(pet, config))
+def _hotspot_check(ct: Volume, pet: Volume, points: np.ndarray, config: PrepareConfig) -> dict:
+    """Where the no-contour rule would put the box (its best candidate when it refuses),
+    how much of the tumour that box would hold, and whether the rule would refuse."""
+    loc = locate_tumour(ct, pet, config)
+    out: dict = {"hotspot_decision": loc.decision}
+    if loc.best is None:
+        return out
+    hot = np.asarray(loc.best.centre_xyz)
     inside = box_grid(tuple(hot), config.voxel_mm, config.box_mm).contains(points)
-    return {
+    return out | {
         "hotspot_center_xyz": [round(float(v), 2) for v in hot],
         "hotspot_error_mm": round(float(np.linalg.norm(hot - points.mean(axis=0))), 2),
         "hotspot_tumour_fraction": round(float(inside.mean()), 4),
@@ -91,8 +98,12 @@ def preprocess_case(
     mask: Volume | None,
     config: PrepareConfig,
     center_xyz: tuple[float, float, float] | None = None,
+    search_box: SearchBox | None = None,
 ) -> CaseArrays:
-    """Resample CT, PET (and mask) onto the box around the tumour and standardise them."""
+    """Resample CT, PET (and mask) onto the box around the tumour and standardise them.
+
+    Without a contour or ``center_xyz`` the box goes where ``locate_tumour`` finds the
+    tumour (inside ``search_box`` when given); its record is ``meta["localisation"]``."""
     for name, vol in (("CT", ct), ("PET", pet), ("mask", mask)):
         if vol is not None:
             _check_finite(patient_id, name, vol)
@@ -100,7 +111,7 @@ def preprocess_case(
     if points is not None and len(points) == 0:
         raise ChmflError(f"patient {patient_id}: the tumour contour is empty")
     centre = None if points is None else tuple(float(v) for v in points.mean(axis=0))
-    center, how = choose_center(pet, centre, config, center_xyz)
+    center, how, loc = choose_center(ct, pet, centre, config, center_xyz, search_box, patient_id)
     grid = box_grid(center, config.voxel_mm, config.box_mm)
     constant = config.pad == "constant"
     ct_hu = resample_image(ct, grid, config.pad, config.ct_pad_hu if constant else 0.0)
@@ -111,11 +122,13 @@ def preprocess_case(
         "pad_fraction_ct": round(1.0 - inside_fraction(ct, grid), 4),
         "pad_fraction_pet": round(1.0 - inside_fraction(pet, grid), 4),
     }
+    if loc is not None:
+        meta["localisation"] = loc.to_dict()
     boxed = None
     if mask is not None:
         boxed, mask_meta = _mask_in_box(mask, points, grid, patient_id)
         meta.update(mask_meta)
-        meta.update(_hotspot_check(pet, points, config))
+        meta.update(_hotspot_check(ct, pet, points, config))
     images = {
         "ct": normalize(ct_hu, "ct", grid.spacing, config.intensity),
         "pet": normalize(pet_suv, "pet", grid.spacing, config.intensity),
