@@ -248,7 +248,7 @@ def _spine(anat: Anatomy, k: int, piece: np.ndarray) -> tuple[float, float] | No
 def bowel(anat: Anatomy, c: np.ndarray, suv_max: float) -> str | None:
     """Why the region is bowel or stomach uptake, or None: mild (SUVmax <= 6), inside the
     abdominal cavity (from 30 mm above to 330 mm below the lung bases, in front of the spine,
-    within 130 mm of it left-right, >= 25 mm deep in the body)."""
+    within 130 mm of it left-right, >= 15 mm deep in the body)."""
     lungs = anat.lung_z_range()
     k = int(round(c[0]))
     piece = body_piece(anat, k, (c[1], c[2]))
@@ -261,7 +261,7 @@ def bowel(anat: Anatomy, c: np.ndarray, suv_max: float) -> str | None:
     if (c[1] - spine[0]) * _sign(anat, 1) * sy > -15.0 or abs(c[2] - spine[1]) * sx > 130.0:
         return None
     depth = ndimage.distance_transform_edt(piece, sampling=(sy, sx))[int(round(c[1])), int(round(c[2]))]
-    return "bowel: mild uptake in the abdominal cavity" if depth >= 25.0 else None
+    return "bowel: mild uptake in the abdominal cavity" if depth >= 15.0 else None
 
 
 def urine(anat: Anatomy, c: np.ndarray, sl: tuple, core: np.ndarray) -> str | None:
