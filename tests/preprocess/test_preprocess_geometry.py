@@ -11,10 +11,11 @@ from chmfl.io.volume import Volume
 from chmfl.preprocess.box import mask_centroid
 from chmfl.preprocess.geometry import (
     Grid,
-    _inside_fraction_itk,
+    _inside_itk,
     _resample,
     box_grid,
     inside_fraction,
+    inside_mask,
     resample_image,
     resample_mask,
 )
@@ -47,8 +48,10 @@ def test_separable_resampling_equals_sitk(seed):
     np.testing.assert_allclose(resample_image(vol, grid, "constant", -7.0), ref, atol=1e-5)
     inside = ref != -7.0
     np.testing.assert_allclose(resample_image(vol, grid, "edge")[inside], ref[inside], atol=1e-5)
-    assert inside_fraction(vol, grid) == pytest.approx(_inside_fraction_itk(vol, grid), abs=1e-7)
+    assert inside_fraction(vol, grid) == pytest.approx(_inside_itk(vol, grid).mean(), abs=1e-7)
     assert inside_fraction(vol, grid) == pytest.approx(inside.mean(), abs=1e-7)
+    np.testing.assert_array_equal(inside_mask(vol, grid), inside)
+    np.testing.assert_array_equal(inside_mask(vol, grid), _inside_itk(vol, grid) > 0)
 
 
 def test_oblique_volume_goes_through_sitk():
