@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -52,15 +53,37 @@ def synthetic_cases(n: int, seed: int = 0, size: int = 16, spacing: float = 4.0)
     return cases
 
 
-def write_cache(root: Path, n: int = 12, shape=(16, 16, 16), n_excluded: int = 1) -> Path:
-    """A cache folder as 'chmfl data prepare' writes it: npz files, manifest.csv, prepare_config.yaml."""
+def with_hotspot_box(case: CaseArrays, refused: bool = False) -> CaseArrays:
+    """``case`` with a stored hotspot test box as ``data prepare`` keeps it: the box shifted by
+    6 voxels in x (so a part of the tumour falls outside) and its PET 1.5x hotter, so that
+    results in the two regimes differ; or the localiser's refusal."""
+    meta = {**case.meta, "mask_volume_ml": float(case.mask.sum()) * 0.064, "mask_fraction_in_box": 1.0}
+    if refused:
+        return dataclasses.replace(case, meta=meta | {"hotspot_box": "refused: not clearly better than the next"})
+    shift = lambda a: np.roll(a, 6, axis=2)  # noqa: E731
+    mask = shift(case.mask)
+    mask[:, :, :6] = 0
+    hot = dataclasses.replace(case, ct=shift(case.ct), pet=shift(case.pet) * 1.5, ct_hu=shift(case.ct_hu),
+                              pet_suv=shift(case.pet_suv) * 1.5, mask=mask,
+                              meta={"center_method": "hotspot", "mask_volume_ml": meta["mask_volume_ml"],
+                                    "mask_fraction_in_box": round(float(mask.sum()) / float(case.mask.sum()), 4)})
+    return dataclasses.replace(case, meta=meta | {"hotspot_box": "chosen", "hotspot_error_mm": 12.0}, hotspot=hot)
+
+
+def write_cache(root: Path, n: int = 12, shape=(16, 16, 16), n_excluded: int = 1,
+                hotspot: bool = False, refused: tuple[int, ...] = (3,)) -> Path:
+    """A cache folder as 'chmfl data prepare' writes it: npz files, manifest.csv, prepare_config.yaml;
+    with ``hotspot``, each patient's hotspot test box too (patients ``refused``: the localiser refused)."""
     root.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n + n_excluded):
         pid = f"P{i:03d}"
         excluded = i >= n
         label = i % 2
-        save_case(root / "h" / f"{pid}.npz", make_case(pid, label, shape, i))
+        case = make_case(pid, label, shape, i)
+        if hotspot:
+            case = with_hotspot_box(case, i in refused)
+        save_case(root / "h" / f"{pid}.npz", case)
         rows.append({"patient_id": pid, "dm": None if excluded else label,
                      "exclusion": "local recurrence only" if excluded else "",
                      "path": f"h/{pid}.npz"})

@@ -29,6 +29,12 @@ def _horizon(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon-days", type=float, metavar="N",
                    help="label = DM within N days of the PET scan (e.g. 730); patients censored before "
                         "N days are left out and counted (binary endpoint only)")
+def _test_box(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--test-box", default="contour", metavar="contour|hotspot|contour,hotspot",
+                   help="where test patients' boxes are placed: 'contour' (centred on the expert contour, "
+                        "the paper's placement, default) or 'hotspot' (as 'chmfl predict' places them, "
+                        "without a contour; methods that need the test contour are left out); "
+                        "'contour,hotspot' runs both on the same splits")
 
 
 def _parallel(p: argparse.ArgumentParser) -> None:
@@ -51,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--endpoint", choices=("dm", "dm-free-survival"), default="dm",
                    help="dm: the binary DM label (default); dm-free-survival: time from the PET scan "
                         "to distant metastasis (C-index, time-dependent AUC, Kaplan-Meier)")
+    _test_box(p)
     _parallel(p)
     p.set_defaults(func=run_cv)
 
@@ -61,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", action="append", default=[], metavar="KEY=FILE",
                    help="weights for pretrained rows (Table SII), e.g. resnet18=resnet18.safetensors")
     _horizon(p)
+    _test_box(p)
     _parallel(p)
     p.set_defaults(func=run_reproduce)
 
@@ -84,7 +92,8 @@ def _options(args: argparse.Namespace, **extra):
     return RunOptions(seed=args.seed, epochs=args.epochs, preset=args.preset,
                       train=train, runtime=runtime, progress=not args.no_progress,
                       parallel_folds=getattr(args, "parallel_folds", 1),
-                      horizon_days=getattr(args, "horizon_days", None), **extra)
+                      horizon_days=getattr(args, "horizon_days", None),
+                      test_box=getattr(args, "test_box", "contour"), **extra)
 
 
 def run_cv(args: argparse.Namespace) -> int:

@@ -48,10 +48,18 @@ class FoldJob:
     out: Path  # DIR/<label>/repeat_r/fold_k
     endpoint: str = "dm"  # the experiment's: "dm" or "dm-free-survival" (cv.survival)
     horizon_days: float | None = None  # DM label = DM within this many days (--horizon-days)
+    test_box: str = "contour"  # how the test patients' boxes are placed: "contour" or "hotspot"
+    # the contour regime's folder of this run and fold: its model saw the same training
+    # patients, boxes and seed, so a hotspot job evaluates that model instead of refitting it
+    fitted: Path | None = None
+    # the cache's prepare_config.yaml, saved with the fold model so that 'chmfl predict'
+    # prepares a raw study of a test patient exactly as the cache did
+    preprocess: dict | None = None
 
     @property
     def label(self) -> str:
-        return self.run.label
+        """The run's label; ``LABEL@hotspot`` for test boxes placed without the contour."""
+        return self.run.label if self.test_box == "contour" else f"{self.run.label}@{self.test_box}"
 
     @property
     def seed(self) -> int:
@@ -78,6 +86,8 @@ def identity(job: FoldJob, method: Method) -> dict[str, Any]:
     train = method.fit_info().train
     ident = {"run": job.run.science(), "train": None if train is None else train.to_dict(), "seed": job.seed,
              "endpoint": job.endpoint, "horizon_days": job.horizon_days}
+    if job.test_box != "contour":  # records from before test boxes were a choice stay valid
+        ident["test_box"] = job.test_box
     return json.loads(json.dumps(ident))
 
 
@@ -103,32 +113,38 @@ def _check_identity(done: Path, expected: dict[str, Any]) -> None:
     diff = sorted(k for part in ("run", "train") for k in set(stored[part] or {}) | set(expected[part] or {})
                   if (stored[part] or {}).get(k) != (expected[part] or {}).get(k))
     diff += [k for k in ("seed", "endpoint", "horizon_days") if stored[k] != expected[k]]
+    if stored.get("test_box") != expected.get("test_box"):
+        diff.append("test_box")
     raise ChmflError(f"{done.parent} was run with other settings ({', '.join(diff)}); "
                      f"use a new --out (runtime settings alone may differ)")
 
 
 def _write_masks_and_slices(job: FoldJob, cases: Sequence[CaseData], out: dict) -> list[dict]:
-    """Predicted masks (NIfTI, box grid), 2D slices for figures, and per-patient seg metrics."""
+    """Predicted masks (NIfTI, box grid), 2D slices for figures, and per-patient seg metrics:
+    in the box (against the contour's part inside it) and against the whole tumour (the part
+    outside the box counts as missed), with the fraction of the tumour the box holds."""
     from chmfl.io.imageio import write_image
-    from chmfl.stats import segmentation_metrics
+    from chmfl.stats import segmentation_metrics, whole_tumour_metrics
 
     seg_rows = []
     (job.out / "slices").mkdir(parents=True, exist_ok=True)
     for i, case in enumerate(cases):
         arr = case.load()
+        truth, outside = case.truth()
         pred = out["mask"][i] if "mask" in out else None
         z = arr.ct.shape[0] // 2  # the box is centred on the tumour: its middle axial slice
         sl = {"ct": arr.ct[z], "spacing": np.asarray(arr.spacing[1:])}
         if arr.pet is not None:  # CT-only cohorts have none
             sl["pet"] = arr.pet[z]
-        if arr.mask is not None:
-            sl["mask"] = arr.mask[z]
+        if truth is not None:
+            sl["mask"] = truth[z]
         if pred is not None:
             sl["pred_mask"] = pred[z]
             write_image(arr.volume("ct").with_array(pred.astype(np.uint8)),
                         job.out / "masks" / f"{case.patient_id}.nii.gz")
-            if arr.mask is not None:
-                seg_rows.append({"patient_id": case.patient_id, **segmentation_metrics(pred, arr.mask)})
+            if truth is not None:
+                seg_rows.append({"patient_id": case.patient_id, **segmentation_metrics(pred, truth),
+                                 **whole_tumour_metrics(pred, truth, outside)})
         if "saliency" in out:
             sl["saliency"] = out["saliency"][i][z]
         with atomic_path(job.out / "slices" / f"{case.patient_id}.npz") as tmp:
@@ -148,7 +164,7 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
     job.out.mkdir(parents=True, exist_ok=True)
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        method.fit(train)
+        method, model_from = _fitted(job, method, train)
         fit_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         out = method.predict_all(test)
@@ -156,7 +172,7 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
         predict_s = time.perf_counter() - t1
     if not is_main_process():  # a DDP rank > 0: rank 0 writes the fold's record
         return preds
-    _write_record(job, method, test, out, preds)
+    _write_record(job, method, train, test, out, preds)
     if grid is not None:
         _write_csv(grid_frame(preds["patient_id"], grid), job.out / GRID_FILE)
     info = method.fit_info()
@@ -168,6 +184,7 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
         "train": None if info.train is None else info.train.to_dict(),
         "runtime": None if info.runtime is None else info.runtime.to_dict(),
         "n_train": len(train), "n_test": len(test), "diagnostics": info.diagnostics,
+        "test_box": job.test_box, "model_from": model_from,
         **({"device": info.device, "precision": info.precision} if info.precision else {}),
     }
     with atomic_path(done) as tmp:
@@ -193,10 +210,24 @@ def _prediction_rows(job: FoldJob, method: Method, train: Sequence[CaseData], te
     return preds[PRED_COLUMNS if job.endpoint == "dm" else SURVIVAL_PRED_COLUMNS], grid
 
 
-def _write_record(job: FoldJob, method: Method, test: Sequence[CaseData], out: dict,
-                  preds: pd.DataFrame) -> None:
-    """The fold's model, masks, slices, predictions, segmentation metrics, embeddings and log."""
-    method.save(job.out / "model")
+def _fitted(job: FoldJob, method: Method, train: Sequence[CaseData]) -> tuple[Method, str | None]:
+    """``method`` fitted on ``train``; or, for a job that only changes the test boxes, the
+    contour regime's saved fold model (same training patients, contour boxes and seed: the
+    two regimes then differ in the test boxes alone) and where it came from."""
+    src = job.fitted
+    if src is not None and (src / "done.json").is_file() and (src / "model").is_dir():
+        from chmfl.methods.registry import load_method
+
+        return load_method(src / "model"), str(src)
+    return method.fit(train), None
+
+
+def _write_record(job: FoldJob, method: Method, train: Sequence[CaseData], test: Sequence[CaseData],
+                  out: dict, preds: pd.DataFrame) -> None:
+    """The fold's model (with the cache's preprocessing, for ``chmfl predict``), masks,
+    slices, predictions, segmentation metrics, embeddings and log."""
+    extra = {"trained_on": [c.patient_id for c in train], "test_box": job.test_box}
+    method.save(job.out / "model", extra=extra | ({"preprocess": job.preprocess} if job.preprocess else {}))
     seg_rows = _write_masks_and_slices(job, test, out)
     _write_csv(preds, job.out / "predictions.csv")
     if seg_rows:

@@ -8,6 +8,7 @@ run continues where it stopped), then writes the top-level ``predictions.csv``,
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -52,9 +53,14 @@ class RunOptions:
     # binary endpoint only: label = DM by this many days after the PET scan, patients censored
     # earlier left out (data.cases.load_horizon_cases); None: the paper's DM label
     horizon_days: float | None = None
+    # how test patients' boxes are placed, one regime after the other (``cv.testbox``)
+    test_box: str | tuple[str, ...] = ("contour",)
 
     def __post_init__(self) -> None:
+        from chmfl.cv.testbox import parse_test_boxes
+
         typed_settings(self)
+        object.__setattr__(self, "test_box", parse_test_boxes(self.test_box))
 
 
 def fold_seed(seed: int, repeat: int, fold: int) -> int:
@@ -103,7 +109,8 @@ def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cas
         "chmfl_version": __version__, "git_commit": git_commit(),
         "experiment": exp.name, "spec": exp.to_dict(),
         "options": {"seed": opts.seed, "epochs": opts.epochs, "repeats": opts.repeats,
-                    "folds": opts.folds, "preset": opts.preset, "train": opts.train.to_dict(),
+                    "folds": opts.folds, "preset": opts.preset, "test_box": list(opts.test_box),
+                    "train": opts.train.to_dict(),
                     "runtime": opts.runtime.to_dict(),
                     "pretrained": {k: str(v) for k, v in opts.pretrained.items()}},
         "settings": {label: {"train": t.to_dict(), "runtime": r.to_dict()}  # as each method trained
@@ -139,9 +146,25 @@ def _endpoint_summary(cases: Sequence[CaseData]) -> dict[str, Any]:
 
 
 def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int,
-          run_settings: dict[str, tuple[TrainConfig, RuntimeConfig]]) -> tuple[list[FoldJob], list[str]]:
+          run_settings: dict[str, tuple[TrainConfig, RuntimeConfig]],
+          left_out: Mapping[str, str] | None = None) -> tuple[list[FoldJob], list[str]]:
     jobs, skipped = [], []
+    for box in opts.test_box:
+        for job in _box_jobs(exp, opts, out, repeat, fold, run_settings, box, skipped, left_out or {}):
+            jobs.append(job)
+    return jobs, skipped
+
+
+def _box_jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int,
+              run_settings: dict[str, tuple[TrainConfig, RuntimeConfig]], box: str,
+              skipped: list[str], left_out: Mapping[str, str]) -> list[FoldJob]:
+    """The fold jobs of one test-box regime; runs needing the test contour are left out of
+    the hotspot regime (added to ``skipped`` with the reason)."""
+    jobs = []
     for run in exp.methods:
+        if box != "contour" and run.label in left_out:
+            skipped.append(f"{run.label}@{box}: left out, it needs a contour at test time ({left_out[run.label]})")
+            continue
         weights = None
         if run.pretrained:
             weights = opts.pretrained.get(run.pretrained)
@@ -150,10 +173,12 @@ def _jobs(exp: Experiment, opts: RunOptions, out: Path, repeat: int, fold: int,
                 continue
         seed = fold_seed(opts.seed, repeat, fold)
         train, runtime = run_settings[run.label]
-        folder = out / run.label / f"repeat_{repeat}" / f"fold_{fold}"
+        label = run.label if box == "contour" else f"{run.label}@{box}"
+        folder = out / label / f"repeat_{repeat}" / f"fold_{fold}"
+        fitted = out / run.label / f"repeat_{repeat}" / f"fold_{fold}" if "contour" in opts.test_box else None
         jobs.append(FoldJob(run, repeat, fold, FitContext(train, runtime, seed, folder / "work"), weights, folder,
-                            exp.endpoint, opts.horizon_days))
-    return jobs, skipped
+                            exp.endpoint, opts.horizon_days, box, None if box == "contour" else fitted))
+    return jobs
 
 
 def cohort_for(exp: Experiment, cache: str | Path, opts: RunOptions) -> tuple[list[CaseData], dict]:
@@ -184,32 +209,61 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     splits = _splits(cases, out, n_folds, repeats, opts.seed)
-    by_id = {c.patient_id: c for c in cases}
+    boxes, extra = _test_boxes(cases, exp, opts, out)
     started = dt.datetime.now().isoformat(timespec="seconds")
+    left_out = extra["test_box"].get("left_out_runs", {})
     all_jobs = [(j, f) for rep in splits["repeats"] for f in rep["folds"]
-                for j in _jobs(exp, opts, out, rep["repeat"], f["fold"], run_settings)[0]]
-    skipped = _jobs(exp, opts, out, 0, 0, run_settings)[1]
+                for j in _jobs(exp, opts, out, rep["repeat"], f["fold"], run_settings, left_out)[0]]
+    prep = Path(cache) / "prepare_config.yaml"
+    preprocess = yaml.safe_load(prep.read_text()) if prep.is_file() else None
+    all_jobs = [(dataclasses.replace(j, preprocess=preprocess), f) for j, f in all_jobs]
+    skipped = _jobs(exp, opts, out, 0, 0, run_settings, left_out)[1]
+    for line in skipped:
+        log.warning("skipped %s", line)
+    if not all_jobs:
+        raise ChmflError("no method can run: " + "; ".join(skipped))
     main = is_main_process()  # with devices > 1 every DDP rank runs this; rank 0 writes
     if main:
-        _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped, **horizon},
+        _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped, **horizon, **extra},
                       run_settings)
-    frames = _run_jobs(all_jobs, by_id, opts)
+    frames = _run_jobs(all_jobs, {c.patient_id: c for c in cases}, boxes, opts)
     if main:
         write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs], exp.reference,
                         exp.endpoint)
         _write_config(out, exp, opts, Path(cache), cases,
                       {"started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
-                       "skipped": skipped, **horizon}, run_settings)
+                       "skipped": skipped, **horizon, **extra}, run_settings)
     return out
 
 
-def _run_jobs(all_jobs: list, by_id: dict[str, CaseData], opts: RunOptions) -> list[pd.DataFrame]:
+def _test_boxes(cases: Sequence[CaseData], exp: Experiment, opts: RunOptions, out: Path
+                ) -> tuple[dict[str, dict[str, CaseData]], dict]:
+    """Each regime's test cases (refused patients absent), ``test_boxes.csv`` and what
+    config.yaml records about them (``cv.testbox``)."""
+    from chmfl.cv import testbox
+
+    boxes, refused = {}, {}
+    for box in opts.test_box:
+        boxes[box], why = testbox.test_cases(cases, box)
+        refused |= why
+    left_out = testbox.contour_needs(exp.methods) if "hotspot" in opts.test_box else {}
+    table = testbox.box_table(cases, opts.test_box, refused)
+    if is_main_process():
+        with atomic_path(out / "test_boxes.csv") as tmp:
+            table.to_csv(tmp, index=False)
+    record = testbox.record(opts.test_box, refused, left_out, table)
+    return boxes, {"test_box": record | {"left_out_runs": left_out}}
+
+
+def _run_jobs(all_jobs: list, by_id: dict[str, CaseData], boxes: dict[str, dict[str, CaseData]],
+              opts: RunOptions) -> list[pd.DataFrame]:
     """Every fold job, in order, or ``opts.parallel_folds`` at a time in worker processes
     (a fold is self-contained: its seed, folder and checkpoint), each with an equal share of
     the CPU threads; on one GPU, the workers share it (batch size 1 leaves most of it idle)."""
     from tqdm.auto import tqdm
 
-    args = [(job, [by_id[p] for p in fold["train"]], [by_id[p] for p in fold["test"]])
+    args = [(job, [by_id[p] for p in fold["train"]],
+             [boxes[job.test_box][p] for p in fold["test"] if p in boxes[job.test_box]])
             for job, fold in all_jobs]
     if opts.parallel_folds <= 1:
         frames = []

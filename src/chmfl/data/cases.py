@@ -10,6 +10,7 @@ when the cache carries one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,8 +27,8 @@ ENDPOINTS = ("dm", ENDPOINT)  # the binary DM label (default) and DM-free surviv
 
 
 @functools.lru_cache(maxsize=512)
-def _load_cached(path: str, mtime: float) -> CaseArrays:
-    return load_case(path)
+def _load_cached(path: str, mtime: float, box: str = "contour") -> CaseArrays:
+    return load_case(path, box)
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,15 @@ class CaseData:
     time_days: float | None = None
     event: int | None = None
     covariates: Covariates | None = None
+    box: str = "contour"  # which stored box ``load`` returns: "contour" or "hotspot" (no contour seen)
 
     def load(self) -> CaseArrays:
+        """The case's arrays; in the hotspot box without the contour (``mask`` None: a method
+        never sees the truth there; ``truth`` gives it to the evaluation)."""
+        arrays = self._stored()
+        return dataclasses.replace(arrays, mask=None) if self.box == "hotspot" else arrays
+
+    def _stored(self) -> CaseArrays:
         if self.arrays is not None:
             return self.arrays
         if self.path is None:
@@ -66,7 +74,24 @@ class CaseData:
         p = Path(self.path)
         if not p.is_file():
             raise ChmflError(f"cache file for {self.patient_id} is missing: {p}")
-        return _load_cached(str(p), p.stat().st_mtime)
+        return _load_cached(str(p), p.stat().st_mtime, self.box)
+
+    def truth(self) -> tuple[np.ndarray | None, float]:
+        """For evaluation only: the contour on this case's box and how many box-grid voxels of
+        the tumour lie outside the box (from the tumour's volume and the fraction inside)."""
+        arrays = self._stored()
+        if arrays.mask is None:
+            return None, 0.0
+        meta = arrays.meta
+        voxel_ml = float(np.prod(arrays.spacing)) / 1000.0
+        outside = (1.0 - float(meta.get("mask_fraction_in_box", 1.0))) * float(meta.get("mask_volume_ml", 0.0))
+        return arrays.mask, max(0.0, outside / voxel_ml)
+
+    def in_box(self, box: str) -> CaseData:
+        """This patient with its ``box`` ("hotspot": no full-contour features either)."""
+        if box == "contour":
+            return dataclasses.replace(self, box=box)
+        return dataclasses.replace(self, box=box, features=None, feature_source=None)
 
 
 def labels_of(cases: Sequence[CaseData]) -> np.ndarray:

@@ -8,6 +8,10 @@ case, shape (n,); ``save(dir)`` writes weights + config in safe formats (safeten
 numpy without pickles) and the classmethod ``load(dir)`` rebuilds the method from that folder
 alone, executing no code from it.
 
+A method that reads the test patient's contour when it predicts says why in
+``contour_at_test`` (``needs_contour()``), so annotation-free runs leave it out, saying so,
+instead of feeding it the truth.
+
 Optional abilities are declared in ``capabilities``, never probed: "predict_mask" (uint8 masks
 on each case's box grid), "embed" (learned features (n, d) for t-SNE, Fig 7), "saliency"
 (input-gradient maps (n, z, y, x), Fig 6). A subclass overrides exactly the methods it
@@ -72,6 +76,10 @@ class Method(abc.ABC):
     """Base class of every registered method (module docstring)."""
 
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    # Why the method reads the test patient's tumour contour when it predicts (the mask, or
+    # features computed inside it), or None. Such a method cannot run where test boxes are
+    # placed without a contour (``chmfl cv --test-box hotspot``, ``chmfl predict`` without one).
+    contour_at_test: ClassVar[str | None] = None
     name: str
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -98,6 +106,11 @@ class Method(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def load(cls, directory: str | Path) -> Method: ...
+
+    def needs_contour(self) -> str | None:
+        """Why this method needs the test patient's contour at prediction time, or None
+        (``contour_at_test``; a method whose need depends on its network overrides this)."""
+        return self.contour_at_test
 
     def predict_mask(self, cases: Sequence[CaseData]) -> list[np.ndarray]:
         raise ChmflError(f"method {self.name} does not segment")

@@ -182,6 +182,7 @@ class SuvmaxVolume(Method):
     """Floor: SUVmax and log volume in the contour -> standardise -> logistic regression."""
 
     capabilities = frozenset({"embed"})
+    contour_at_test = "SUVmax and volume inside the test patient's contour"
 
     @classmethod
     def build(cls, name, registered, model_kwargs, ctx, size=None) -> SuvmaxVolume:
@@ -245,6 +246,7 @@ class HandcraftedRF(Method):
     selection, standardise; random forest (balanced class weights). Deviations: docs/methods.md."""
 
     capabilities = frozenset({"embed"})
+    contour_at_test = "handcrafted features inside the test patient's contour"
     OPTIONS = ("n_features", "max_corr", "n_estimators", "selector", "n_bootstrap", "min_samples_leaf",
                "feature_jobs", "feature_cache")
 

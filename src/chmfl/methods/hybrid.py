@@ -50,6 +50,7 @@ class MOR3DCNN(Method):
     the CNN's training settings, seed and work folder; ``model_kwargs``: its network options."""
 
     capabilities = frozenset({"embed"})
+    contour_at_test = "handcrafted features inside the test patient's contour (MOR)"
     OPTIONS = ("n_candidates", "max_corr", "population", "generations", "inner_folds", "max_pareto",
                "er_weights", "er_reliabilities", "feature_jobs", "feature_cache")
 

@@ -92,6 +92,15 @@ class NeuralMethod(Method):
             raise ChmflError(f"unknown network {self.model!r}")
         return MODELS[self.model]
 
+    def needs_contour(self) -> str | None:
+        """The network's own declaration: a mask input or handcrafted features of the contour."""
+        cls = self._network_class()
+        if cls.needs_mask:
+            return "the network takes the tumour mask as an input"
+        if getattr(cls, "uses_handcrafted", False):
+            return "handcrafted features inside the test patient's contour"
+        return None
+
     def _tensors(self, cases: Sequence[CaseData]) -> CaseTensors:
         cls = self._network_class()
         if getattr(cls, "needs_spacing", False):

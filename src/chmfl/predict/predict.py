@@ -73,12 +73,8 @@ class Predictor:
         self.name = cfg["method"]
 
     def _needs_contour(self) -> bool:
-        from chmfl.models import MODELS
-
-        model = getattr(self.method, "model", None)
-        if model in MODELS:
-            return bool(MODELS[model].needs_mask or getattr(MODELS[model], "uses_handcrafted", False))
-        return True  # classical methods read features inside the contour
+        """The method's own declaration (``Method.needs_contour``), as cross-validation reads it."""
+        return self.method.needs_contour() is not None
 
     def slice_patient(self, p: PatientInput) -> CaseArrays:
         """A one-slice patient (model trained on a 2D slice cohort), read as the training

@@ -30,8 +30,10 @@ chmfl demo data: the 51 patients of the TCIA Soft-tissue-Sarcoma collection, as 
 the Image Biomarker Standardisation Initiative (IBSI validation set), preprocessed by chmfl's
 own 'chmfl data prepare' at 4 mm voxels (float16; CT rounded to 1 HU, SUV and network
 inputs to 1/16; network inputs with fixed-window intensities): PET (SUVbw) and CT (HU) in
-the 112 x 112 x 144 mm box around the CT tumour contour, the contour itself, and the outcome labels, scan offsets and clinical covariates (age, grade,
-MSKCC histology type) from the TCIA clinical sheet (no names, birth dates or addresses).
+the 112 x 112 x 144 mm box around the CT tumour contour, the contour itself, the same box
+placed without the contour by chmfl's localiser (where it finds the tumour), and the outcome
+labels, scan offsets and clinical covariates (age, grade, MSKCC histology type) from the TCIA
+clinical sheet (no names, birth dates or addresses).
 
 Licence: Creative Commons Attribution 3.0 Unported (CC BY 3.0),
 https://creativecommons.org/licenses/by/3.0/ . Changes: converted to SUV and cropped (IBSI),

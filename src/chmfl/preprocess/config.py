@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from chmfl.errors import ChmflError
 
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2  # 2: contoured patients also keep their hotspot test box
 INTENSITY_MODES = ("paper", "window", "zscore")
 CENTER_MODES = ("auto", "mask", "hotspot")
 # Storage steps (times ``PrepareConfig.quantize``): powers of two, so rounding is exact in

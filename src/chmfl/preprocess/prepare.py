@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 _STAT_KEYS = (
     "center_method", "pad_fraction_ct", "pad_fraction_pet", "mask_volume_ml", "mask_fraction_in_box",
-    "hotspot_error_mm", "hotspot_tumour_fraction", "hotspot_box_holds_tumour",
+    "hotspot_error_mm", "hotspot_tumour_fraction", "hotspot_box_holds_tumour", "hotspot_box",
 )
 # labels, the DM-free survival endpoint (cohort.endpoint), covariates, the case file, its stats
 MANIFEST_COLUMNS = (

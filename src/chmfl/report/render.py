@@ -23,6 +23,9 @@ METRIC_LABELS = {
     "seg_accuracy": "Acc.",
     "seg_sensitivity": "Sen.",
     "seg_specificity": "Spe.",
+    "dsc_whole": "DSC (whole tumour)",
+    "seg_sensitivity_whole": "Sen. (whole tumour)",
+    "tumour_in_box": "Tumour in box",
 }
 
 

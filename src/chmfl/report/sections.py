@@ -91,6 +91,7 @@ def learned_features(res: Results, safe: Safe) -> Iterator:
 
 def segmentation(res: Results, safe: Safe) -> Iterator:
     yield safe(tables.segmentation_table, res)
+    yield safe(tables.whole_tumour_table, res)
     yield from _paper_comparison(res, safe, SEGMENTATION_METRICS)
     yield safe(images.segmentation_figure, res)
 
@@ -150,6 +151,28 @@ def data(res: Results, safe: Safe) -> Iterator:
     else:
         yield "no data summary (patients, labels, exclusions) in config.yaml"
     yield safe(_derived_summary, res)
+    yield _test_boxes(res)
+
+
+def _test_boxes(res: Results) -> KeyValues:
+    """How the test patients' boxes were placed (``cv.testbox``): the paper's contour-centred
+    boxes unless the run says otherwise; methods left out and patients refused without one."""
+    rec = (res.config or {}).get("test_box") or {}
+    placement = rec.get("placement") or {"contour": "centred on each test patient's expert contour "
+                                                    "(the paper's placement; recorded before test boxes were a choice)"}
+    pairs = [(f"test boxes: {box}" + ("" if box == "contour" else " (results labelled METHOD@hotspot)"), text)
+             for box, text in placement.items()]
+    if "hotspot_n_refused" in rec:
+        refused = rec.get("hotspot_refused") or {}
+        pairs.append(("hotspot: patients refused by the localiser (no probability)",
+                      f"{rec['hotspot_n_refused']}" + (f": {', '.join(refused)}" if refused else "")))
+        for label, why in (rec.get("hotspot_left_out") or {}).items():
+            pairs.append((f"left out: {label}", why))
+    for box in placement:
+        if (inbox := rec.get(f"{box}_tumour_in_box")) and inbox.get("n"):
+            pairs.append((f"{box}: tumour inside the test box", f"mean {inbox['mean']:.3f}; whole tumour in "
+                          f"{inbox['whole_tumour']} of {inbox['n']} patients"))
+    return KeyValues("Test boxes", tuple(pairs))
 
 
 def versions(res: Results, safe: Safe) -> Iterator:

@@ -18,6 +18,7 @@ from chmfl.stats import (
     CLASSIFICATION_METRICS,
     POOLED_FOLD,
     SEGMENTATION_METRICS,
+    WHOLE_TUMOUR_METRICS,
     bootstrap_ci,
     classification_metrics,
     delong_ci,
@@ -122,6 +123,15 @@ def classification_table(res: Results) -> Table | str:
 def segmentation_table(res: Results) -> Table | str:
     return metric_summary_table(res, SEGMENTATION_METRICS, "segmentation",
                                 "Segmentation performance (Table SIV layout, mean ± SD over folds)", marks=False)
+
+
+def whole_tumour_table(res: Results) -> Table | str:
+    """DSC and sensitivity against the whole tumour (the part outside the test box missed) and
+    the fraction of the tumour the box holds: how the box placement (contour or hotspot) bounds
+    the segmentation."""
+    return metric_summary_table(res, WHOLE_TUMOUR_METRICS, "segmentation_whole_tumour",
+                                "Segmentation against the whole tumour (outside the box counts as missed; "
+                                "mean ± SD over folds)", marks=False)
 
 
 def _pooled_row(method: str, repeat: int, part: pd.DataFrame) -> tuple[dict, dict]:

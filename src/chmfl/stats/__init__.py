@@ -40,11 +40,13 @@ from chmfl.stats.metrics import (
     CLASSIFICATION_METRICS,
     DEFAULT_THRESHOLD,
     SEGMENTATION_METRICS,
+    WHOLE_TUMOUR_METRICS,
     auc_score,
     classification_metrics,
     confusion_counts,
     metrics_from_counts,
     segmentation_metrics,
+    whole_tumour_metrics,
 )
 from chmfl.stats.rows import (
     METRICS_COLUMNS,
@@ -70,6 +72,7 @@ __all__ = [
     "POOLED_LEVEL_METRICS",
     "RELIABILITY_BINS",
     "SEGMENTATION_METRICS",
+    "WHOLE_TUMOUR_METRICS",
     "SUMMARY_COLUMNS",
     "AucCI",
     "Calibration",
@@ -104,6 +107,7 @@ __all__ = [
     "pooled_rows",
     "reliability_curve",
     "segmentation_metrics",
+    "whole_tumour_metrics",
     "statistics_tables",
     "ttest_vs_reference",
 ]

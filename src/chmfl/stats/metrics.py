@@ -22,7 +22,9 @@ from chmfl.errors import ChmflError
 CLASSIFICATION_METRICS = ("accuracy", "sensitivity", "specificity", "precision", "f1", "auc")
 CALIBRATION_METRICS = ("brier", "calibration_intercept", "calibration_slope")  # stats/calibration.py
 SEGMENTATION_METRICS = ("dsc", "jaccard", "seg_accuracy", "seg_sensitivity", "seg_specificity")
-ALL_METRICS = CLASSIFICATION_METRICS + CALIBRATION_METRICS + SEGMENTATION_METRICS
+# against the whole tumour (the part outside the box missed), and how much of it the box holds
+WHOLE_TUMOUR_METRICS = ("dsc_whole", "seg_sensitivity_whole", "tumour_in_box")
+ALL_METRICS = CLASSIFICATION_METRICS + CALIBRATION_METRICS + SEGMENTATION_METRICS + WHOLE_TUMOUR_METRICS
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -121,4 +123,23 @@ def segmentation_metrics(pred_mask, true_mask) -> dict[str, float]:
         "seg_accuracy": ratio(tp + tn, pred.size),
         "seg_sensitivity": ratio(tp, tp + fn),
         "seg_specificity": ratio(tn, tn + fp),
+    }
+
+
+def whole_tumour_metrics(pred_mask, true_mask, outside_voxels: float) -> dict[str, float]:
+    """DSC and sensitivity against the whole tumour, of which ``outside_voxels`` (box-grid
+    voxels) lie outside the box: that part counts as missed (false negatives), so a box that
+    cuts the tumour cannot score well. ``tumour_in_box``: the fraction of the tumour the box holds."""
+    pred = np.asarray(pred_mask) != 0
+    true = np.asarray(true_mask) != 0
+    if pred.shape != true.shape:
+        raise ChmflError(f"predicted mask {pred.shape} and ground truth {true.shape} differ in shape")
+    tp = int(np.count_nonzero(pred & true))
+    fp = int(np.count_nonzero(pred & ~true))
+    fn = float(np.count_nonzero(~pred & true)) + max(0.0, float(outside_voxels))
+    whole = tp + fn
+    return {
+        "dsc_whole": ratio(2 * tp, 2 * tp + fp + fn),
+        "seg_sensitivity_whole": ratio(tp, whole),
+        "tumour_in_box": ratio(whole - float(outside_voxels), whole),
     }
