@@ -101,8 +101,8 @@ def test_whole_tumour_metrics():
 def test_methods_declare_whether_they_need_a_contour():
     assert create(MethodRun("hc-rf")).needs_contour() and create(MethodRun("suvmax-volume")).needs_contour()
     assert create(MethodRun("mor-3dcnn")).needs_contour() and create(MethodRun("3dmcl")).needs_contour()
-    assert create(MethodRun("mask-hmfl")).needs_contour()
-    for name in ("chmfl", "suvmax-mtv", "cnn3d-petct", "cnlpc", "vnet"):
+    assert create(MethodRun("mask-hmfl")).needs_contour() and create(MethodRun("cnlpc")).needs_contour()
+    for name in ("chmfl", "suvmax-mtv", "cnn3d-petct", "vnet", "clinical"):
         assert create(MethodRun(name)).needs_contour() is None, name
 
 

@@ -43,6 +43,8 @@ class ClinicalLogistic(SuvmaxVolume):
     """Clinical baseline classifier: grade, age, MSKCC histology group -> standardise ->
     balanced logistic regression (the floor's pipeline on the clinical table)."""
 
+    contour_at_test = None  # the covariates only: no contour at test time
+
     def __init__(self, name: str = "clinical", seed: int = 0, C: float = 1.0) -> None:
         super().__init__(name, seed, C)
 
