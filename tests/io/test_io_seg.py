@@ -60,3 +60,26 @@ def test_seg_round_trip_on_a_real_ct(sts_dir, tmp_path):
     mask = read_rtstruct_mask(patient / "CT" / "mask" / "RS.dcm", ct, "GTV_Mass_CT")
     out = write_dicom_seg(mask, patient / "CT" / "image", tmp_path / "seg.dcm")
     np.testing.assert_array_equal(_read_back(out, ct), mask.array)
+
+
+def test_seg_of_an_sts_patient_is_valid_dicom(sts_dir, tmp_path):
+    """The IBSI release's StudyID 'IBSI_1_STS_002_CT' (17 characters, SH allows 16) and the
+    one-component name 'STS_002' made pydicom and highdicom warn, and dciodvfy report an error
+    and the retired PN form: the SEG now holds values DICOM allows, with no warning."""
+    import shutil
+    import subprocess
+    import warnings
+
+    ct_dir = sts_dir / "STS_002" / "CT" / "image"
+    ct = read_dicom_series(ct_dir)
+    mask = np.zeros(ct.shape, np.uint8)
+    mask[ct.shape[0] // 2, 100:120, 100:120] = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = write_dicom_seg(ct.with_array(mask), ct_dir, tmp_path / "seg.dcm")
+    ds = pydicom.dcmread(out)
+    assert str(ds.PatientName) == "STS_002^" and ds.StudyID == "IBSI_1_STS_002_C"
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (dicom3tools) is not installed")
+    report = subprocess.run(["dciodvfy", str(out)], capture_output=True, text=True).stderr
+    assert not [ln for ln in report.splitlines() if ln.startswith(("Error", "Warning"))], report

@@ -83,3 +83,71 @@ def test_survival_model_writes_risk_and_dm_free_probabilities(sts_dir, tmp_path)
     assert "probability" not in rec and np.isfinite(rec["risk"]) and rec["endpoint"] == "dm-free-survival"
     s = [rec["dm_free_probability"][k] for k in ("365d", "730d", "1095d")]
     assert 0.0 <= s[2] <= s[1] <= s[0] <= 1.0
+def _refused(capsys, args, out, *words) -> str:
+    rc = main(["predict", *map(str, args), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("chmfl: error: "), err
+    for word in words:
+        assert word in err[0], err[0]
+    assert not out.exists(), list(out.rglob("*"))
+    return err[0]
+
+
+@pytest.mark.parametrize("pet_from, ct_from, words", [
+    ("CT", "PET", ("--ct", "DICOM Modality is PT", "expected CT")),  # swapped
+    ("CT", "CT", ("same folder",)),  # the CT given twice
+    ("PET", "PET", ("same folder",)),  # the PET given twice
+])
+def test_wrong_modality_dicom_is_refused(model_dir, sts_dir, tmp_path, capsys, pet_from, ct_from, words):
+    """Swapped, the model said P(DM) = 0.99999 for STS_001 (0.444 the right way round)."""
+    patient = sts_dir / "STS_001"
+    _refused(capsys, ["--model", model_dir, "--pet", patient / pet_from / "image",
+                      "--ct", patient / ct_from / "image"], tmp_path / "pred", *words)
+
+
+def test_a_copy_of_the_ct_given_as_the_pet_is_refused(model_dir, sts_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(sts_dir / "STS_001" / "CT" / "image", copy)
+    _refused(capsys, ["--model", model_dir, "--pet", copy, "--ct", sts_dir / "STS_001" / "CT" / "image"],
+             tmp_path / "pred", "--pet", "DICOM Modality is CT", "expected PT")
+
+
+def test_wrong_modality_nifti_is_refused_by_values(model_dir, sts_dir, tmp_path, capsys):
+    for name in ("CT", "PET"):
+        write_image(read_image(sts_dir / "STS_003" / name / "image"), tmp_path / f"{name}.nii.gz")
+    ct, pet = tmp_path / "CT.nii.gz", tmp_path / "PET.nii.gz"
+    _refused(capsys, ["--model", model_dir, "--pet", ct, "--ct", pet], tmp_path / "pred",
+             f"--ct {pet}", "not a CT in HU", "no air")
+    shutil.copy(ct, tmp_path / "CT2.nii.gz")
+    _refused(capsys, ["--model", model_dir, "--pet", tmp_path / "CT2.nii.gz", "--ct", ct], tmp_path / "pred",
+             "--pet", "not a PET in SUV")
+
+
+def test_a_train_output_folder_works_as_the_model(model_dir, sts_dir, tmp_path):
+    """'chmfl train --out OUT' prints OUT/model; OUT itself is accepted too."""
+    assert model_dir.name == "model"
+    patient = sts_dir / "STS_001"
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(model_dir.parent), "--pet", str(patient / "PET" / "image"),
+                 "--ct", str(patient / "CT" / "image"), "--out", str(out)]) == 0
+    assert json.loads((out / "prediction.json").read_text())["model"]["path"] == str(model_dir.resolve())
+
+
+def test_prediction_logs_one_line_per_fact(model_dir, sts_dir, tmp_path, caplog, recwarn):
+    """Nine highdicom INFO lines per prediction, pydicom's 'value length exceeds 16 for VR SH'
+    (StudyID 'IBSI_1_STS_002_CT'), highdicom's PersonName warning for 'STS_002', and weight,
+    height and sex in the SUV line: all gone; the DICOM SEG holds valid values instead."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    patient = sts_dir / "STS_002"
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(model_dir), "--pet", str(patient / "PET" / "image"),
+                 "--ct", str(patient / "CT" / "image"), "--out", str(out)]) == 0
+    assert not [r for r in caplog.records if r.name.startswith(("highdicom", "lightning"))]
+    assert not [str(w.message) for w in recwarn if "pydicom" in w.filename or "highdicom" in w.filename]
+    suv = [r.getMessage() for r in caplog.records if "PET to SUV" in r.getMessage()]
+    assert len(suv) == 1 and not any(k in suv[0] for k in ("weight", "height", "sex"))
+    if (out / "mask_seg.dcm").exists():
+        ds = pydicom.dcmread(out / "mask_seg.dcm")
+        assert str(ds.PatientName) == "STS_002^" and ds.StudyID == "IBSI_1_STS_002_C"

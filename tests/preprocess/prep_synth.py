@@ -46,6 +46,14 @@ def patient(center=(10.0, -20.0, 30.0), radius=12.0, seed=0, ct_shape=(24, 48, 4
     return ct, pet, mask
 
 
+def with_air(ct: np.ndarray, rows: int = 3) -> np.ndarray:
+    """``ct`` with its first ``rows`` rows at -1000 HU: the air in front of the body that every
+    real CT holds (files without it are refused as not a CT, ``io.validate``)."""
+    out = ct.copy()
+    out[:, :rows, :] = -1000
+    return out
+
+
 def write_nifti(volume: Volume, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(volume.to_sitk(), str(path))
@@ -56,6 +64,7 @@ def nnunet_cohort(root: Path, ids=("p1", "p2", "p3"), labels: dict | None = None
     """An nnU-Net-style folder of synthetic patients, with ``labels.csv`` when ``labels``."""
     for k, pid in enumerate(ids):
         ct, pet, mask = patient(center=(5.0 * k, -3.0, 40.0 + k), seed=k)
+        ct = ct.with_array(with_air(ct.array))
         write_nifti(ct, root / "imagesTr" / f"{pid}_0000.nii.gz")
         write_nifti(pet, root / "imagesTr" / f"{pid}_0001.nii.gz")
         write_nifti(mask, root / "labelsTr" / f"{pid}.nii.gz")

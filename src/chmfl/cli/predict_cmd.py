@@ -9,19 +9,22 @@ from chmfl.errors import ChmflError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predict new patients with a model from 'chmfl train' (no contour needed)")
-    p.add_argument("--model", required=True, help="model folder written by 'chmfl train' (OUT/model)")
-    p.add_argument("--pet", help="PET: DICOM series folder or NIfTI/NRRD (SUV); not for CT-only slice models")
-    p.add_argument("--ct", help="CT: DICOM series folder or NIfTI/NRRD (HU), or one 2D slice (PNG/NIfTI) for a slice model")
+    p.add_argument("--model", required=True, help="model folder written by 'chmfl train' (OUT/model, or OUT itself)")
+    p.add_argument("--pet", help="PET: DICOM series folder or NIfTI/NRRD in SUV (with --ct, instead of --cohort); "
+                   "not for CT-only slice models")
+    p.add_argument("--ct", help="CT: DICOM series folder or NIfTI/NRRD in HU (with --pet, instead of --cohort), "
+                   "or one 2D slice (PNG/NIfTI) for a slice model")
     p.add_argument("--cohort", help="a cohort folder (any layout 'chmfl data prepare' reads) instead of --pet/--ct")
-    p.add_argument("--rtstruct", help="RTSTRUCT with the tumour contour (optional)")
-    p.add_argument("--roi", help="ROI name or regex in the RTSTRUCT")
+    p.add_argument("--rtstruct", help="RTSTRUCT with the tumour contour (optional: the box is placed on the PET hotspot without one)")
+    p.add_argument("--roi", help="ROI name or regex in the RTSTRUCT (default: chosen by rule, docs/io.md)")
     p.add_argument("--mask", help="tumour label image (NIfTI/NRRD) instead of an RTSTRUCT (optional)")
     p.add_argument("--center", nargs="+", metavar="X Y Z",
-                   help="box centre in patient coordinates (LPS, mm): X Y Z (or X,Y,Z)")
+                   help="box centre in patient coordinates (LPS, mm): X Y Z or X,Y,Z (optional, instead of a contour)")
     p.add_argument("--search-box", nargs=6, type=float, metavar=("XMIN", "XMAX", "YMIN", "YMAX", "ZMIN", "ZMAX"),
-                   help="look for the tumour only inside this region (LPS, mm) when no contour or centre is given")
+                   help="look for the tumour only inside this region (LPS, mm) when no contour or centre is given "
+                        "(default: wherever PET and CT both exist)")
     p.add_argument("--patient-id", help="ID to report (default: from the DICOM or the file name)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder (prediction.json, mask.nii.gz, mask_seg.dcm)")
     p.set_defaults(func=run)
 
 
@@ -48,7 +51,8 @@ def _cohort_input(case):
     rtstruct = src.path if src is not None and src.kind == "rtstruct" else None
     label = src.path if src is not None and src.kind == "labelmap" else None
     roi = src.roi if src is not None else None
-    return PatientInput(case.patient_id, case.ct, case.pet, rtstruct, roi, None, label, contour_if_needed=True)
+    return PatientInput(case.patient_id, case.ct, case.pet, rtstruct, roi, None, label, contour_if_needed=True,
+                        labels=(f"patient {case.patient_id}: CT", f"patient {case.patient_id}: PET"))
 
 
 def run(args: argparse.Namespace) -> int:

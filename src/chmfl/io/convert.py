@@ -17,7 +17,8 @@ import numpy as np
 
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
-from chmfl.io.imageio import WRITE_SUFFIXES, read_image, write_image_now
+from chmfl.io.imageio import WRITE_SUFFIXES, write_image_now
+from chmfl.io.validate import read_as
 from chmfl.io.volume import Volume
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,11 @@ def convert_series(
             log.warning("%s is not a DICOM series: the RTSTRUCT's frame of reference cannot be checked", source)
         contours = load_roi_contours(rtstruct, roi, frame_of_reference_uid=ident.get("frame_of_reference_uid", ""),
                                      patient_id=ident.get("patient_id", ""))
-    volume = read_image(source, suv=suv, overrides=overrides)
+    volume = read_as(source, None, f"series {source}", suv=suv, overrides=overrides)
+    if (overrides or suv != "bw") and volume.meta.get("modality") != "PT":
+        given = [f"--{k.replace('_', '-')}" for k in overrides or {}] + (["--suv"] if suv != "bw" else [])
+        raise ChmflError(f"series {source}: {', '.join(given)} apply to a PET series only; this is "
+                         f"{volume.meta.get('modality') or 'an image file'}")
     mask = None
     if contours is not None:
         meta = {"roi_name": contours.name, "modality": "MASK", "source": str(rtstruct)}

@@ -161,7 +161,8 @@ def _check_one_series(found: list[tuple[Path, Dataset]], where: str) -> None:
 
 
 def series_identity(folder: str | os.PathLike) -> dict:
-    """Patient ID, frame of reference and series UID of a series, from the first readable header."""
+    """Patient ID, frame of reference, series UID and modality of a series, from the first
+    readable header."""
     folder = Path(folder)
     where = f"DICOM series {folder}"
     for path in _series_files(folder):
@@ -169,7 +170,8 @@ def series_identity(folder: str | os.PathLike) -> dict:
         if ds is not None:
             return {"patient_id": text(ds.get("PatientID")),
                     "frame_of_reference_uid": text(ds.get("FrameOfReferenceUID")),
-                    "series_instance_uid": text(ds.get("SeriesInstanceUID"))}
+                    "series_instance_uid": text(ds.get("SeriesInstanceUID")),
+                    "modality": text(ds.get("Modality")).upper()}
     raise ChmflError(f"{where}: no DICOM files")
 
 
@@ -243,6 +245,7 @@ def _meta(folder: Path, headers: list[Dataset]) -> dict:
         "source": str(folder),
         "modality": modality,
         "units": "HU" if modality == "CT" else "",
+        "series_units": text(first.get("Units")).upper(),  # (0054,1001), PET series only
         "patient_id": text(first.get("PatientID")),
         "series_instance_uid": text(first.get("SeriesInstanceUID")),
         "study_instance_uid": text(first.get("StudyInstanceUID")),
@@ -255,7 +258,9 @@ def _meta(folder: Path, headers: list[Dataset]) -> dict:
 
 
 def _describe(params: dict) -> str:
-    keys = ("units", "stored_suv_type", "weight_kg", "height_m", "sex", "dose_bq", "half_life_s",
+    """The SUV parameters for the log: body weight, height and sex stay out of it (they are in
+    the volume's ``suv_parameters``, which no log or output prints)."""
+    keys = ("units", "stored_suv_type", "dose_bq", "half_life_s",
             "decay_correction", "injection_datetime", "scan_datetime", "scan_time_rule", "decay_factor",
             "philips_suv_scale", "philips_activity_scale", "scale")
     parts = []

@@ -3,7 +3,9 @@
 The mask must lie on the CT series' own grid (as ``read_dicom_series`` returns it); frame k
 of the SEG refers to the k-th slice in that order. The SEG copies the CT's patient and
 study identifiers, but its PatientName is replaced by the PatientID and birth date and
-address are left empty (chmfl outputs carry patient IDs only).
+address are left empty (chmfl outputs carry patient IDs only); a source value DICOM cannot
+hold (an over-long StudyID) is cut to the length DICOM allows. ``dciodvfy`` (dicom3tools) finds nothing to
+report in the SEG of an STS patient.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import highdicom as hd
 import numpy as np
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
@@ -26,6 +29,7 @@ from chmfl.io.volume import Volume
 
 _STUDY_TYPE2 = ("PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
                 "StudyDate", "StudyTime", "ReferringPhysicianName")
+_SHORT_STRINGS = ("StudyID", "AccessionNumber")  # SH attributes highdicom copies from the source
 _IDENTIFYING = ("PatientBirthDate", "PatientBirthTime", "PatientAddress", "OtherPatientNames",
                 "PatientMotherBirthName", "PatientTelephoneNumbers")
 
@@ -43,7 +47,7 @@ def write_dicom_seg(
     where = f"DICOM SEG {out_path}"
     found = read_series_datasets(ct_dir, headers_only=False)
     order, geometry = sort_slices(found, f"DICOM series {ct_dir}")
-    sources = [_with_study_defaults(found[i][1]) for i in order]
+    sources = [_for_the_seg(found[i][1]) for i in order]
     grid = Volume(np.zeros((1, 1, 1)), geometry.spacing, geometry.origin, geometry.direction)
     if tuple(mask.shape) != geometry.shape or not (
         np.allclose(mask.spacing, grid.spacing, atol=1e-3) and np.allclose(mask.origin, grid.origin, atol=1e-3)
@@ -69,7 +73,6 @@ def write_dicom_seg(
         device_serial_number="0",
         series_description=f"{label} ({algorithm})"[:64],
     )
-    seg.PatientName = text(seg.get("PatientID")) or "anonymous"
     for keyword in _IDENTIFYING:
         if keyword in seg:
             delattr(seg, keyword)
@@ -79,11 +82,30 @@ def write_dicom_seg(
     return out_path
 
 
-def _with_study_defaults(ds: Dataset) -> Dataset:
-    """highdicom copies these type-2 study/patient attributes; sloppy files may lack them."""
+def _for_the_seg(ds: Dataset) -> Dataset:
+    """The source slice as highdicom should copy it into the SEG (in memory only): the type-2
+    study/patient attributes it copies present (sloppy files may lack them); PatientName
+    replaced by the PatientID as a family name with the explicit '^' of a one-component name
+    (DICOM PS3.5 6.2; without it dciodvfy calls it the retired form and highdicom warns), so
+    the real name never enters the SEG; and a short string (SH, at most 16 characters) copied
+    from the source cut to 16 where it is longer, as in the IBSI release, whose StudyID
+    'IBSI_1_STS_002_CT' has 17 (left empty, dciodvfy misses the Study ID a DICOMDIR needs;
+    the StudyInstanceUID ties the SEG to its study either way)."""
     for keyword in _STUDY_TYPE2:
         if keyword not in ds:
             setattr(ds, keyword, "")
+    if "PatientName" in ds:
+        del ds["PatientName"]
+    ds.PatientName = f"{text(ds.get('PatientID')) or 'anonymous'}^"
+    for keyword in _SHORT_STRINGS:
+        raw = ds.get_item(keyword)  # raw bytes: reading the value would make pydicom warn
+        value = raw.value if raw is not None else b""
+        if isinstance(value, bytes | bytearray):
+            value = value.decode("latin-1")
+        value = str(value or "").strip()
+        if len(value) > 16:
+            del ds[tag_for_keyword(keyword)]  # assigning over it would convert (and warn) first
+            setattr(ds, keyword, value[:16])
     return ds
 
 

@@ -25,6 +25,7 @@ from chmfl.data.cases import CaseData
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_dir
 from chmfl.io.imageio import read_image, write_image
+from chmfl.io.validate import check_distinct, check_pair, read_as
 from chmfl.io.volume import Volume
 from chmfl.preprocess.cache_format import CaseArrays
 from chmfl.preprocess.config import PrepareConfig
@@ -47,10 +48,28 @@ class PatientInput:
     mask_image: Path | None = None  # a label image (NIfTI/NRRD) instead of an RTSTRUCT
     contour_if_needed: bool = False  # use the contour only for methods that cannot do without
     search_box: SearchBox | None = None  # XMIN XMAX YMIN YMAX ZMIN ZMAX (LPS mm) to look for the tumour in
+    labels: tuple[str, str] = ("--ct", "--pet")  # how errors name the CT and the PET
+
+    def where(self, modality: str) -> str:
+        """The input as an error message names it, e.g. "--ct /data/ct"."""
+        label = self.labels[0] if modality == "ct" else self.labels[1]
+        return f"{label} {self.ct if modality == 'ct' else self.pet}"
 
 
 HOW_TO_CHOOSE = ("choose the centre with --center X Y Z (LPS mm) or limit the search with "
                  "--search-box XMIN XMAX YMIN YMAX ZMIN ZMAX (LPS mm)")
+
+
+def model_folder(path: str | Path) -> Path:
+    """The model folder ``path`` names: itself, or the ``model/`` inside a ``chmfl train --out``
+    folder given instead (what ``chmfl train`` prints is ``OUT/model``; ``OUT`` works too)."""
+    path = Path(path)
+    if not path.exists():
+        raise ChmflError(f"--model {path}: no such folder")
+    if not (path / "config.json").is_file() and (path / "model" / "config.json").is_file():
+        log.info("--model %s: using the model it holds, %s", path, path / "model")
+        return path / "model"
+    return path
 
 
 class Predictor:
@@ -60,7 +79,7 @@ class Predictor:
         from chmfl.methods.neural import read_model_config
         from chmfl.methods.registry import load_method
 
-        self.model_dir = Path(model_dir)
+        self.model_dir = model_folder(model_dir)
         cfg = read_model_config(self.model_dir)
         prep = cfg.get("preprocess")
         if not prep or "config" not in prep:
@@ -89,11 +108,14 @@ class Predictor:
     def prepare_patient(self, p: PatientInput) -> tuple[CaseArrays, Volume]:
         if p.pet is None:
             raise ChmflError(f"model {self.name} works on PET-CT: give --pet")
-        ct = read_image(p.ct)
-        pet = read_image(p.pet, suv=self.prepare.suv)
+        ct_where, pet_where = p.where("ct"), p.where("pet")
+        check_distinct(p.ct, p.pet, ct_where, pet_where)
+        ct = read_as(p.ct, "ct", ct_where)
+        pet = read_as(p.pet, "pet", pet_where, suv=self.prepare.suv)
+        check_pair(ct, pet, ct_where, pet_where)
         mask = None
         if p.contour_if_needed and not self._needs_contour():
-            p = PatientInput(p.patient_id, p.ct, p.pet, center=p.center, search_box=p.search_box)
+            p = PatientInput(p.patient_id, p.ct, p.pet, center=p.center, search_box=p.search_box, labels=p.labels)
         if p.rtstruct is not None:
             from chmfl.io.rtstruct import read_rtstruct_mask
 

@@ -15,15 +15,13 @@ from chmfl.io.volume import Volume
 from chmfl.preprocess.config import PrepareConfig
 
 
-def read_modality(path: Path, suv: str = "bw") -> Volume:
-    """A DICOM series folder (PET converted to SUV) or an image file (PET assumed SUV)."""
-    if Path(path).is_dir():
-        from chmfl.io.dicom import read_dicom_series
+def read_modality(path: Path, suv: str = "bw", modality: str | None = None) -> Volume:
+    """A DICOM series folder (PET converted to SUV) or an image file (PET assumed SUV);
+    with ``modality`` ("ct" | "pet"), refused when it cannot be that image
+    (``io.validate.read_as``: DICOM Modality tag, units, value ranges)."""
+    from chmfl.io.validate import read_as
 
-        return read_dicom_series(path, suv=suv)
-    from chmfl.io.imageio import read_image
-
-    return read_image(path)
+    return read_as(path, modality, f"{(modality or 'image').upper()} {path}", suv=suv)
 
 
 def read_mask(source: MaskSource, reference: Volume, roi: str | None = None) -> Volume:
@@ -44,8 +42,12 @@ def read_mask(source: MaskSource, reference: Volume, roi: str | None = None) -> 
 
 def load_case_volumes(case: Case, config: PrepareConfig) -> tuple[Volume, Volume, Volume | None]:
     """(CT, PET, mask or None) of ``case``; the mask drawn on ``config.mask_from`` if present."""
-    ct = read_modality(case.ct, config.suv)
-    pet = read_modality(case.pet, config.suv)
+    from chmfl.io.validate import check_distinct, check_pair
+
+    check_distinct(case.ct, case.pet, f"CT {case.ct}", f"PET {case.pet}")
+    ct = read_modality(case.ct, config.suv, "ct")
+    pet = read_modality(case.pet, config.suv, "pet")
+    check_pair(ct, pet, f"CT {case.ct}", f"PET {case.pet}")
     source = case.mask_for(config.mask_from)
     if source is None:
         return ct, pet, None
