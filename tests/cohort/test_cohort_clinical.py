@@ -12,6 +12,7 @@ from chmfl.cohort.clinical import (
     parse_outcome,
     read_clinical,
 )
+from chmfl.cohort.label_check import check_ids_match
 from chmfl.errors import ChmflError
 
 
@@ -90,8 +91,65 @@ def test_labels_csv_missing_column(tmp_path):
 def test_labels_csv_bad_value(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("patient_id,dm\nA,2\n")
-    with pytest.raises(ChmflError, match="dm of A must be 0 or 1"):
+    with pytest.raises(ChmflError, match=r"dm is not a label in row 2 \(A: '2'\); expected 0, 1"):
         read_clinical(path)
+
+
+def test_labels_csv_non_label_is_an_error_naming_the_rows(tmp_path):
+    """'yes' was read as a missing label: the patient was excluded as if unlabelled."""
+    path = tmp_path / "labels.csv"
+    path.write_text("patient_id,dm\nA,1\nB,yes\nC,0\nD,metastasis\n")
+    with pytest.raises(ChmflError, match=r"row 3 \(B: 'yes'\), row 5 \(D: 'metastasis'\)"):
+        read_clinical(path)
+
+
+def test_labels_csv_missing_label_stays_an_exclusion(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("patient_id,dm\nA,1\nB,NA\nC,\nD,0\n")
+    records = read_clinical(path)
+    assert records["B"].dm is None and records["B"].exclusion == "no DM label in CSV"
+    assert records["C"].dm is None and records["C"].exclusion == "no DM label in CSV"
+
+
+def test_labels_csv_contradicting_duplicate_is_an_error(tmp_path):
+    """Listed twice, the later row silently won: a DM patient could end up labelled no-DM."""
+    path = tmp_path / "labels.csv"
+    path.write_text("patient_id,dm\nA,1\nB,0\nA,0\n")
+    with pytest.raises(ChmflError, match=r"listed twice with different labels: A in rows 2 \(DM\), 4 \(no DM\)"):
+        read_clinical(path)
+
+
+def test_labels_csv_agreeing_duplicate_is_kept(tmp_path, caplog):
+    path = tmp_path / "labels.csv"
+    path.write_text("patient_id,dm\nA,1\nB,0\nA,1\n")
+    assert read_clinical(path)["A"].dm == 1
+    assert "A (rows 2, 4)" in caplog.text
+
+
+def _sheet(path, rows):
+    pd.DataFrame(rows, columns=["Patient ID", "Outcome (recurrence, mets)"]).to_excel(
+        path, sheet_name="Clinical Information", index=False)
+    return path
+
+
+def test_sheet_duplicates_and_non_labels_name_excel_rows(tmp_path):
+    dup = _sheet(tmp_path / "dup.xlsx", [("STS_001", "Mets \u2013 lungs"), ("STS_002", "--"), ("STS_001", "--")])
+    with pytest.raises(ChmflError, match=r"STS_001 in rows 2 \(DM\), 4 \(no DM\)"):
+        read_clinical(dup)
+    odd = _sheet(tmp_path / "odd.xlsx", [("STS_001", "Mets \u2013 lungs"), ("STS_002", "yes")])
+    with pytest.raises(ChmflError, match=r"not a label in row 3 \(STS_002: 'yes'\)"):
+        read_clinical(odd)
+    missing = _sheet(tmp_path / "missing.xlsx", [("STS_001", "--"), ("STS_002", None)])
+    assert read_clinical(missing)["STS_002"].exclusion == "no outcome recorded"
+
+
+def test_ids_matching_none_suggest_the_close_ones():
+    with pytest.raises(ChmflError, match=r"none of its 2 patient ids .*did you mean 'STS_003' for 'STS-003', "
+                                         r"'STS_010' for 'sts-10'\?$"):
+        check_ids_match(["STS_001", "STS_003", "STS_010"], ["STS-003", "sts-10"], "clinical file x.xlsx")
+    check_ids_match(["STS_001", "STS_003"], ["STS_003", "STS_999"], "x")  # some match: unmatched are excluded
+    with pytest.raises(ChmflError, match=r"images: A1, B2\)$"):  # nothing close: no guess
+        check_ids_match(["A1", "B2"], ["zzzz"], "x")
 
 
 def test_sheet_without_expected_columns(tmp_path):

@@ -149,3 +149,52 @@ def test_real_patients_end_to_end(real_source, clinical_xlsx, tmp_path, capsys):
         assert c.feature_source.startswith("contour:") and c.features["ct_morph_volume"] > 0
         assert c.features["ct_morph_vol_approx"] / 1000 == pytest.approx(a.meta["mask_volume_ml"], rel=0.05)
     assert (out / "features.csv").is_file() and (out / "features.params.yaml").is_file()
+
+
+def _ibsi_with(root, sts_dir, pid, ct_from, pet_from):
+    """An IBSI-layout cohort of one real patient whose CT/ and PET/ folders hold the given series."""
+    for folder, source in (("CT", ct_from), ("PET", pet_from)):
+        shutil.copytree(sts_dir / pid / source / "image", root / pid / folder / "image")
+    return root
+
+
+@pytest.mark.parametrize("ct_from, pet_from, words", [
+    ("PET", "CT", ("CT ", "DICOM Modality is PT", "expected CT")),  # swapped
+    ("CT", "CT", ("PET ", "DICOM Modality is CT", "expected PT")),  # the CT twice
+    ("PET", "PET", ("CT ", "DICOM Modality is PT")),  # the PET twice
+])
+def test_wrong_modality_in_the_cohort_is_refused(sts_dir, tmp_path, capsys, ct_from, pet_from, words):
+    src = _ibsi_with(tmp_path / "src", sts_dir, "STS_012", ct_from, pet_from)
+    out = tmp_path / "cache"
+    assert main(["data", "prepare", str(src), "--out", str(out), "--voxel-mm", "4", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("chmfl: error: patient STS_012: "), err
+    for word in words:
+        assert word in err[0], err[0]
+    assert not out.exists()
+
+
+def test_swapped_nifti_channels_are_refused_by_values(cohort, tmp_path, capsys):
+    images = cohort / "imagesTr"
+    (images / "p2_0000.nii.gz").rename(images / "tmp.nii.gz")
+    (images / "p2_0001.nii.gz").rename(images / "p2_0000.nii.gz")
+    (images / "tmp.nii.gz").rename(images / "p2_0001.nii.gz")
+    out = tmp_path / "cache"
+    assert main(["data", "prepare", str(cohort), "--out", str(out), "--voxel-mm", "4", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "patient p2: CT " in err and "not a CT in HU: no air" in err
+    assert not out.exists()
+
+
+def test_sheet_whose_ids_match_no_patient_is_refused(real_source, clinical_xlsx, tmp_path, capsys):
+    """The real sheet with 'STS-012' for 'STS_012': every patient was excluded and the run ended 0."""
+    sheet = pd.read_excel(clinical_xlsx, sheet_name="Clinical Information", dtype=object)
+    sheet["Patient ID"] = sheet["Patient ID"].astype(str).str.replace("_", "-")
+    sheet.to_excel(tmp_path / "dashes.xlsx", sheet_name="Clinical Information", index=False)
+    out = tmp_path / "cache"
+    assert main(["data", "prepare", str(real_source), "--out", str(out), "--clinical",
+                 str(tmp_path / "dashes.xlsx"), "--voxel-mm", "4", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "matches a patient of the images" in err
+    assert "did you mean 'STS_012' for 'STS-012'" in err
+    assert not out.exists()

@@ -27,10 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from chmfl.cohort.label_check import LabelRow, check_label_rows
 from chmfl.errors import ChmflError
 
 EXCLUDED_RECURRENCE = "local/regional recurrence without distant metastasis"
 NO_RECORD = "no clinical record"
+UNRECOGNISED = "unrecognised outcome"
+SHEET_LABELS = "'--', 'Mets - <site>', 'Recurrence - <site>' or empty"
+MISSING_LABELS = ("", "na", "n/a", "nan", "none", "missing", "unknown", "?")  # a CSV dm cell: no label
 
 # Normalised header (see _norm) -> field name.
 _SHEET_COLUMNS = {
@@ -146,7 +150,7 @@ def parse_outcome(value: object) -> tuple[int | None, str, str]:
         return 1, tag, ""
     if kind == "recurrence":
         return None, tag, EXCLUDED_RECURRENCE
-    return None, tag, f"unrecognised outcome '{value}'"
+    return None, tag, f"{UNRECOGNISED} '{value}'"
 
 
 def read_clinical(path: str | Path) -> dict[str, ClinicalRecord]:
@@ -201,6 +205,7 @@ def read_sts_sheet(path: str | Path) -> dict[str, ClinicalRecord]:
     """Records from ``INFOclinical_STS.xlsx`` (see the module docstring for the rules)."""
     path = Path(path)
     df = _sheet_table(path)
+    check_label_rows(_sheet_label_rows(df), f"clinical sheet {path}", "'Outcome (recurrence, mets)'", SHEET_LABELS)
     lung = _lung_mets_sheet(path)
     records: dict[str, ClinicalRecord] = {}
     for _, row in df.iterrows():
@@ -246,6 +251,7 @@ def read_labels_csv(path: str | Path) -> dict[str, ClinicalRecord]:
     missing = [c for c in ("patient_id", "dm") if c not in df.columns]
     if missing:
         raise ChmflError(f"labels CSV {path} lacks column(s) {missing}; found {list(df.columns)}")
+    check_label_rows(_csv_label_rows(df), f"labels CSV {path}", "dm", "0, 1 or empty (NA)")
     records: dict[str, ClinicalRecord] = {}
     for row in df.to_dict("records"):
         pid = row["patient_id"].strip()
@@ -307,3 +313,27 @@ def label_counts(records: dict[str, ClinicalRecord]) -> dict[str, int]:
         "lung_mets": sum(r.lung_mets == 1 for r in recs),
         "no_lung_mets": sum(r.lung_mets == 0 for r in recs),
     }
+
+
+def _sheet_label_rows(df: pd.DataFrame) -> list[LabelRow]:
+    """The outcome cell of each sheet row as a ``LabelRow`` (Excel row numbers: header = 1)."""
+    rows = []
+    for index, pid, value in zip(df.index, df["patient_id"], df["outcome"]):
+        dm, _, exclusion = parse_outcome(value)
+        rows.append(LabelRow(int(index) + 2, str(pid).strip(), dm, str(value),
+                             exclusion.startswith(UNRECOGNISED)))
+    return rows
+
+
+def _csv_label_rows(df: pd.DataFrame) -> list[LabelRow]:
+    """The dm cell of each CSV row with an id as a ``LabelRow`` (header = row 1): 0 or 1, a
+    missing label (``MISSING_LABELS``), or anything else, which is not a label."""
+    rows = []
+    for index, pid, value in zip(df.index, df["patient_id"], df["dm"]):
+        if not str(pid).strip():
+            continue
+        text = str(value).strip()
+        num = None if _norm(text) in MISSING_LABELS else _number(text)
+        not_label = _norm(text) not in MISSING_LABELS and num not in (0.0, 1.0)
+        rows.append(LabelRow(int(index) + 2, str(pid).strip(), None if num is None else int(num), text, not_label))
+    return rows

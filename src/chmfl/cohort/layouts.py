@@ -56,6 +56,9 @@ def _ibsi_patient_dirs(root: Path) -> list[Path]:
 def detect_layout(root: str | Path) -> str:
     """Name the layout of ``root`` ("ibsi", "tcia", "nnunet") or raise a ChmflError."""
     root = Path(root)
+    if root.is_file():
+        raise ChmflError(f"source {root} is a file, not a folder: give the cohort folder (IBSI, TCIA or "
+                         "nnU-Net layout; 'chmfl convert' reads a single series or image)")
     if not root.is_dir():
         raise ChmflError(f"source folder not found: {root}")
     entries = [p for p in root.iterdir() if not p.name.startswith(".")]

@@ -31,6 +31,7 @@ from chmfl import __version__
 from chmfl.cohort.case import Case
 from chmfl.cohort.clinical import read_clinical
 from chmfl.cohort.endpoint import covariate_row, dm_free_survival
+from chmfl.cohort.label_check import check_ids_match
 from chmfl.cohort.layouts import attach_labels, default_clinical, detect_layout, find_cases
 from chmfl.errors import ChmflError
 from chmfl.fsutil import atomic_path
@@ -170,7 +171,10 @@ def load_cohort(source: Path, clinical: str | Path | None, layout: str | None) -
     layout = layout or detect_layout(source)
     clinical = clinical or (default_clinical(source) if layout == "nnunet" else None)
     records = read_clinical(clinical) if clinical else None
-    cases = attach_labels(find_cases(source, layout), records)
+    found = find_cases(source, layout)
+    if records is not None:
+        check_ids_match([c.patient_id for c in found], list(records), f"clinical file {clinical}")
+    cases = attach_labels(found, records)
     if records is not None:
         unmatched = set(records) - {c.patient_id for c in cases}
         if unmatched:
