@@ -94,3 +94,18 @@ def test_flat_contour_has_no_hull():
     out = convex_hull_features(flat, (1, 1, 1), 9.0, 18.0)
     assert math.isfinite(out["shape_Solidity"])  # a 1-voxel-thick slab still spans 3D (half-voxel faces)
     assert all(math.isnan(v) for v in convex_hull_features(np.zeros((3, 3, 3)), (1, 1, 1), 0.0, 0.0).values())
+
+
+def test_a_sphere_gives_real_axis_features():
+    """A sphere's equal principal axes made pyradiomics' eigvals return complex conjugates
+    (imaginary parts ~1e-16): the axis features were cast to float with a ComplexWarning."""
+    import warnings
+
+    zz, yy, xx = np.mgrid[:16, :16, :16] - 7.5
+    mask = (zz**2 + yy**2 + xx**2 <= 5.25**2).astype(np.uint8)  # 624 voxels: complex axes before
+    image = np.where(mask > 0, 40.0, 0.0) + np.random.default_rng(0).normal(0, 15.0, mask.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        feats = extract_features(image, mask, (4.0, 4.0, 4.0), "ct")
+    assert feats["shape_Elongation"] == pytest.approx(1.0) and feats["shape_Flatness"] == pytest.approx(1.0)
+    assert all(isinstance(v, float) for v in feats.values())

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 
+from chmfl.cli.args import RawDefaultsFormatter
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="time CHMFL training and inference on this machine (vs V-Net)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=RawDefaultsFormatter)
     p.add_argument("--voxel-mm", type=float, default=1.0, help="box voxel size (1 = the paper's 144x112x112)")
-    p.add_argument("--json", metavar="FILE", help="also write every number to FILE (JSON)")
+    p.add_argument("--json", metavar="FILE", help="also write every number to FILE (JSON; optional)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where to time (cuda: one GPU; peak memory is then the GPU's)")
     p.add_argument("--precision", choices=("auto", "32", "bf16"), default="auto",
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=("faithful", "fast"), default="faithful",
                    help="CHMFL network: faithful (paper, default) or fast (decoder kernel 3, 1 conv per level)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra CHMFL option, e.g. --set decoder_kernel=3")
+                   help="extra CHMFL option, e.g. --set decoder_kernel=3 (repeatable; none by default)")
     p.add_argument("--channels-last", action="store_true", help="channels_last_3d memory format")
     p.add_argument("--fast-wgrad", action="store_true", help="conv weight gradients as large GEMMs")
     p.add_argument("--inplace-act", action="store_true", help="in-place ELUs (less memory)")

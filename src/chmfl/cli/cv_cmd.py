@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import argparse
 
-from chmfl.cli.args import parse_key_values
+from chmfl.cli.args import parse_key_values, positive_int, show_progress
 from chmfl.errors import ChmflError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="cache folder written by 'chmfl data prepare'")
-    p.add_argument("--out", required=True, help="results folder")
-    p.add_argument("--epochs", type=int, help="maximum epochs for neural methods")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="results folder (new, empty, or an earlier run's to continue it)")
+    p.add_argument("--epochs", type=positive_int,
+                   help="maximum epochs for neural methods (default: the experiment's or preset's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits and of every fit")
     p.add_argument("--preset", choices=("paper", "robust"), default="paper",
-                   help="training settings: the paper's (faithful, default) or chmfl's robust ones")
+                   help="training settings: the paper's (faithful) or chmfl's robust ones")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training setting for every method, science (e.g. batch_size=4, "
-                        "lr=0.001) or runtime (e.g. precision=32, num_threads=1) (repeatable)")
+                        "lr=0.001) or runtime (e.g. precision=32, num_threads=1) (repeatable; none by default)")
+    p.add_argument("--threads", metavar="N|auto",
+                   help="CPU threads for training: a number, or 'auto' (one per core other processes leave "
+                        "free); default: torch's (one per core). The count changes how sums are rounded")
     p.add_argument("--speed-options", action="store_true",
                    help="every speed/memory option that keeps the networks' arithmetic (channels_last, "
                         "fast_wgrad, inplace_act, inplace_abn, split_concat, fused_adam); --set overrides any of "
                         "them (at 1 mm add --set mmap_threshold_mb=1 for the least memory)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (none either when stderr is not a terminal)")
 
 
 def _horizon(p: argparse.ArgumentParser) -> None:
@@ -38,9 +43,9 @@ def _test_box(p: argparse.ArgumentParser) -> None:
 
 
 def _parallel(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--parallel-folds", type=int, default=1, metavar="N",
+    p.add_argument("--parallel-folds", type=positive_int, default=1, metavar="N",
                    help="run N fold jobs at once in separate processes, each with 1/N of the CPU "
-                        "threads (or sharing one GPU); default 1")
+                        "threads (or sharing one GPU)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,9 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='comma-separated method names (chmfl methods), each optionally with a variant: '
                         'NAME[key=value,...] where a key is a training setting, a network option or '
                         'size (e.g. "chmfl[size=demo],hc-rf" or "chmfl[seg_weight=0.3]")')
-    p.add_argument("--folds", type=int, default=6)
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--reference", help="method the t-tests compare against (default chmfl)")
+    p.add_argument("--folds", type=int, default=6, help="cross-validation folds (2 up to the smaller class)")
+    p.add_argument("--repeats", type=positive_int, default=1, help="cross-validation repeats, each with new splits")
+    p.add_argument("--reference", help="method the t-tests compare against (default: chmfl if listed, else the last method)")
     _horizon(p)
     p.add_argument("--endpoint", choices=("dm", "dm-free-survival"), default="dm",
                    help="dm: the binary DM label (default); dm-free-survival: time from the PET scan "
@@ -64,9 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="run one of the paper's experiments (table1 ... fig5)")
     p.add_argument("experiment", help="table1, table2, tableS2, tableS3, tableS4, fig5 or a YAML file")
     _common(p)
-    p.add_argument("--repeats", type=int)
+    p.add_argument("--repeats", type=positive_int, help="cross-validation repeats (default: the experiment's)")
     p.add_argument("--pretrained", action="append", default=[], metavar="KEY=FILE",
-                   help="weights for pretrained rows (Table SII), e.g. resnet18=resnet18.safetensors")
+                   help="weights for pretrained rows (Table SII), e.g. resnet18=resnet18.safetensors (optional; rows "
+                        "without weights are skipped)")
     _horizon(p)
     _test_box(p)
     _parallel(p)
@@ -75,9 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fit one method on all included patients and save it for 'chmfl predict'")
     _common(p)
     p.add_argument("--method", required=True, help='a method name, optionally NAME[key=value,...] as for cv --methods')
-    p.add_argument("--pretrained", metavar="FILE", help="weights file (ResNet baselines)")
+    p.add_argument("--pretrained", metavar="FILE", help="weights file (ResNet baselines; optional)")
     p.add_argument("--model-set", dest="model_sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a network option, e.g. --model-set decoder_kernel=3 (repeatable)")
+                   help="override a network option, e.g. --model-set decoder_kernel=3 (repeatable; none by default)")
     p.set_defaults(func=run_train)
 
 
@@ -85,12 +91,15 @@ def _options(args: argparse.Namespace, **extra):
     from chmfl.accel.options import SPEED_OPTIONS
     from chmfl.cv.runner import RunOptions
     from chmfl.methods.spec import split_overrides
+    from chmfl.methods.threads import resolve_threads
 
+    # "auto" is resolved once here, so every fold of the run uses (and records) the same count
+    threads = {"num_threads": resolve_threads(args.threads)} if args.threads is not None else {}
     # typed here: an unknown key or a value of the wrong type stops the command at once
-    train, runtime = split_overrides({**(SPEED_OPTIONS if args.speed_options else {}),
+    train, runtime = split_overrides({**(SPEED_OPTIONS if args.speed_options else {}), **threads,
                                       **parse_key_values(args.sets)})
     return RunOptions(seed=args.seed, epochs=args.epochs, preset=args.preset,
-                      train=train, runtime=runtime, progress=not args.no_progress,
+                      train=train, runtime=runtime, progress=show_progress(args.no_progress),
                       parallel_folds=getattr(args, "parallel_folds", 1),
                       horizon_days=getattr(args, "horizon_days", None),
                       test_box=getattr(args, "test_box", "contour"), **extra)

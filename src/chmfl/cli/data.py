@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from chmfl.cli.args import positive_int, show_progress
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="prepare a cohort cache, fetch the public STS data, build the demo bundle")
@@ -13,29 +15,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = data.add_parser("prepare", help="preprocess a cohort folder into a cache (one file per patient)")
     q.add_argument("source", help="cohort folder (IBSI, TCIA DICOM, nnU-Net or 2D slices layout; detected)")
     q.add_argument("--out", required=True, help="cache folder (CACHE/manifest.csv, CACHE/<hash>/<pid>.npz)")
-    q.add_argument("--clinical", help="INFOclinical_STS.xlsx or a CSV with patient_id (or id) and dm (or label) columns")
+    q.add_argument("--clinical", help="INFOclinical_STS.xlsx or a CSV with patient_id (or id) and dm (or label) columns "
+                   "(default: the cohort's labels.csv if any, else none: every patient unlabelled)")
     q.add_argument("--voxel-mm", type=float, default=1.0, help="isotropic voxel size (paper: 1 mm; 2 or 4 for CPU work)")
-    q.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    q.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes")
     q.add_argument("--intensity", choices=("paper", "window", "zscore"), default="paper",
                    help="network-input intensities (default: the paper's standardisation + contrast normalisation)")
-    q.add_argument("--mask-from", choices=("ct", "pet"), default="ct", help="tumour contour: GTV_Mass_CT (default) or _PET")
-    q.add_argument("--roi", help="RTSTRUCT ROI name when a structure set holds several")
+    q.add_argument("--mask-from", choices=("ct", "pet"), default="ct", help="tumour contour: GTV_Mass_CT or _PET")
+    q.add_argument("--roi", help="RTSTRUCT ROI name when a structure set holds several (default: chosen by rule, docs/io.md)")
     q.add_argument("--center", choices=("auto", "mask", "hotspot"), default="auto",
                    help="box centre: mask centroid when there is a contour (auto), or the PET hotspot")
     q.add_argument("--pad", choices=("edge", "constant"), default="edge",
-                   help="outside the image: repeat the edge (default) or CT -1000 HU / PET 0")
-    q.add_argument("--dtype", choices=("float32", "float16"), default="float32")
-    q.add_argument("--layout", choices=("ibsi", "tcia", "nnunet", "slices"), help="skip layout detection")
+                   help="outside the image: repeat the edge or CT -1000 HU / PET 0")
+    q.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="cached voxel type")
+    q.add_argument("--layout", choices=("ibsi", "tcia", "nnunet", "slices"), help="skip layout detection (default: detected)")
     q.add_argument("--horizon-days", type=float,
                    help="slices layout: DM label at this horizon from the CSV's event/time columns; "
-                        "non-events followed less are excluded (hn_cnn: 730)")
+                        "non-events followed less are excluded (hn_cnn: 730; default: the CSV's label)")
     q.add_argument("--window-hu", default="-50,300",
-                   help="slices layout: the HU window a PNG's grey levels span (default -50,300, hn_cnn's)")
+                   help="slices layout: the HU window a PNG's grey levels span (hn_cnn's)")
     q.add_argument("--png-pixel-mm", type=float, default=1.0,
                    help="slices layout: PNG pixel size in mm (PNG carries none; hn_cnn's: 1)")
     q.add_argument("--skip-bad", action="store_true",
-                   help="list a failing patient as excluded and go on (default: stop, write nothing)")
-    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+                   help="list a failing patient as excluded and go on (without it: stop, write nothing)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar (none either when stderr is not a terminal)")
     q.add_argument("--features-params", help="parameter file of the full-contour feature table CACHE/features.csv "
                    "(default: the IBSI validation configuration; see 'chmfl features')")
     q.add_argument("--no-features", action="store_true",
@@ -43,17 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_prepare)
 
     f = data.add_parser("fetch", help="get the public STS cohort and clinical sheet (checksums verified)")
-    f.add_argument("dataset", choices=("sts",))
+    f.add_argument("dataset", choices=("sts",), help="the data set")
     f.add_argument("--to", required=True, help="destination folder")
-    f.add_argument("--from", dest="local", help="local copy (folder or archive) instead of the network")
+    f.add_argument("--from", dest="local", help="local copy (folder or archive) instead of the network (default: download)")
     f.set_defaults(func=run_fetch)
 
     b = data.add_parser("bundle", help="write the compact 4 mm demo copy of the cohort (package data)")
     b.add_argument("--source", required=True, help="the STS cohort folder (IBSI layout)")
     b.add_argument("--clinical", required=True, help="INFOclinical_STS.xlsx")
     b.add_argument("--out", required=True, help="e.g. src/chmfl/demo_data")
-    b.add_argument("--workers", type=int, default=1)
-    b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar (none either when stderr is not a terminal)")
     b.add_argument("--features-cache", help="per-patient cache of the feature table (default: a temporary folder)")
     b.set_defaults(func=run_bundle)
 
@@ -96,7 +99,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         pad=args.pad, dtype=args.dtype, intensity=IntensityConfig(mode=args.intensity),
     )
     result = prepare_cohort(args.source, args.out, args.clinical, config, workers=args.workers,
-                            skip_bad=args.skip_bad, layout=args.layout, progress=not args.no_progress)
+                            skip_bad=args.skip_bad, layout=args.layout, progress=show_progress(args.no_progress))
     print(_summary(result))
     for pid, err in result.failed.items():
         print(f"skipped {pid}: {err}")
@@ -136,7 +139,7 @@ def run_bundle(args: argparse.Namespace) -> int:
     from chmfl.preprocess.bundle import make_bundle
 
     result = make_bundle(args.source, args.clinical, args.out, workers=args.workers,
-                         progress=not args.no_progress)
+                         progress=show_progress(args.no_progress))
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

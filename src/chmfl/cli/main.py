@@ -15,7 +15,9 @@ import os
 import sys
 
 from chmfl import __version__
+from chmfl.cli.args import Parser
 from chmfl.errors import ChmflError
+from chmfl.methods.threads import passive_wait
 
 # Subcommand modules, in the order ``chmfl --help`` lists them.
 _COMMANDS = (
@@ -31,13 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"chmfl {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug-level logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in _COMMANDS:
         importlib.import_module(f"chmfl.cli.{name}").register(sub)
     return parser
 
 
+def quiet_libraries() -> None:
+    """One log line per fact: libraries' chatter below WARNING is dropped (numexpr's thread
+    count, highdicom's nine INFO lines per DICOM SEG, Lightning's precision notice per fold)."""
+    # Lightning sets its own loggers to INFO when it is imported (after this runs) and prints
+    # through a handler of its own besides the root's: its notices are silenced where they are
+    # logged, in the rank_zero modules, whose level it leaves alone.
+    for noisy in ("pykwalify", "lightning.fabric.utilities.rank_zero", "lightning_fabric.utilities.rank_zero",
+                  "lightning.pytorch.utilities.rank_zero", "numexpr", "highdicom"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("radiomics").setLevel(logging.ERROR)  # it warns per extraction; chmfl reports failures itself
+
+
 def main(argv: list[str] | None = None) -> int:
+    passive_wait()  # before torch is imported: idle threads sleep (chmfl.methods.threads)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -45,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("pykwalify", "lightning", "lightning.fabric"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("radiomics").setLevel(logging.ERROR)  # it warns per extraction; chmfl reports failures itself
+    quiet_libraries()
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from chmfl.cli.args import RawDefaultsFormatter
+
 # Registry methods whose network is not named in their kwargs: the CNN half of a hybrid.
 _METHOD_NETWORKS = {"mor-3dcnn": "mor-cnn"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("model-summary", help="block output sizes, parameters and FLOPs of a network",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=RawDefaultsFormatter)
     p.add_argument("name", help="network or method name (chmfl methods lists the methods)")
     p.add_argument("--input", nargs=3, type=int, metavar=("X", "Y", "Z"), required=True,
                    help="box size in voxels; the input tensor is (batch, 1, X, Y, Z) in this order "
@@ -24,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--depth", type=int, default=2, help="module nesting depth to list (default 2)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="network option, e.g. --set norm=group8 --set encoder_residual=true")
+                   help="network option, e.g. --set norm=group8 --set encoder_residual=true (repeatable; none by default)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 

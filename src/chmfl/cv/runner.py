@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,10 +204,11 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
         if not Path(p).is_file():
             raise ChmflError(f"pretrained weights file not found: {p}")
     n_folds, repeats = opts.folds or exp.folds, opts.repeats or exp.repeats
-    if n_folds < 2 or n_folds > min(sum(c.label == 1 for c in cases), sum(c.label == 0 for c in cases)):
-        raise ChmflError(f"{n_folds} folds do not fit {len(cases)} patients with both labels in every fold")
+    check_folds(n_folds, [c.label for c in cases])
     run_settings = {run.label: fold_settings(exp, run, opts) for run in exp.methods}
     out = Path(out)
+    if is_main_process():  # the other DDP ranks find the folder rank 0 is filling
+        check_results_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     splits = _splits(cases, out, n_folds, repeats, opts.seed)
     boxes, extra = _test_boxes(cases, exp, opts, out)
@@ -255,31 +257,89 @@ def _test_boxes(cases: Sequence[CaseData], exp: Experiment, opts: RunOptions, ou
     return boxes, {"test_box": record | {"left_out_runs": left_out}}
 
 
+def check_folds(n_folds: int, labels: Sequence[int]) -> None:
+    """Refuse a fold count the cohort cannot hold: at least 2, at most the smaller class (every
+    test fold needs a DM and a no-DM patient)."""
+    most = min(sum(y == 1 for y in labels), sum(y == 0 for y in labels))
+    if n_folds < 2:
+        raise ChmflError(f"folds = {n_folds}: cross-validation needs at least 2 folds")
+    if n_folds > most:
+        raise ChmflError(f"folds = {n_folds}: at most {most} folds fit these {len(labels)} patients "
+                         f"({sum(y == 1 for y in labels)} DM, {sum(y == 0 for y in labels)} no DM: every "
+                         "test fold needs both)")
+
+
+RESULTS_MARKERS = ("config.yaml", "splits.json")
+
+
+def check_results_folder(out: Path) -> None:
+    """Refuse an existing, non-empty folder that is not a results folder (one holds
+    ``config.yaml`` or ``splits.json``): a run would write into, e.g., a ``chmfl train`` output.
+    A results folder is continued (finished folds are kept)."""
+    if out.exists() and not out.is_dir():
+        raise ChmflError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not any((out / m).is_file() for m in RESULTS_MARKERS):
+        found = ", ".join(sorted(p.name for p in out.iterdir())[:4])
+        raise ChmflError(f"--out {out} exists and is not a results folder (it holds {found}, but no "
+                         f"{' or '.join(RESULTS_MARKERS)}); choose a new or empty folder")
+
+
 def _run_jobs(all_jobs: list, by_id: dict[str, CaseData], boxes: dict[str, dict[str, CaseData]],
               opts: RunOptions) -> list[pd.DataFrame]:
     """Every fold job, in order, or ``opts.parallel_folds`` at a time in worker processes
     (a fold is self-contained: its seed, folder and checkpoint), each with an equal share of
-    the CPU threads; on one GPU, the workers share it (batch size 1 leaves most of it idle)."""
-    from tqdm.auto import tqdm
-
+    the CPU threads; on one GPU, the workers share it (batch size 1 leaves most of it idle).
+    Test patients come from their regime's boxes (``job.test_box``). The time left in the run
+    is logged as it becomes known (``cv.eta``)."""
     args = [(job, [by_id[p] for p in fold["train"]],
              [boxes[job.test_box][p] for p in fold["test"] if p in boxes[job.test_box]])
             for job, fold in all_jobs]
     if opts.parallel_folds <= 1:
-        frames = []
-        for job, train, test in tqdm(args, desc="folds", disable=not opts.progress):
-            log.info("%s repeat %d fold %d", job.label, job.repeat, job.fold)
-            frames.append(run_fold(job, train, test, opts.progress))
-        return frames
+        return _run_in_order(args, opts)
     import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = max(1, (os.cpu_count() or 1) // opts.parallel_folds)
+    from chmfl.cv.eta import describe, parallel_left
+    from chmfl.methods.threads import usable_cores
+
+    threads = max(1, usable_cores() // opts.parallel_folds)
+    t0 = time.perf_counter()
     with ProcessPoolExecutor(opts.parallel_folds, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_threads, initargs=(threads,)) as pool:
-        futures = [pool.submit(run_fold, job, train, test, False) for job, train, test in args]
-        return [f.result() for f in tqdm(futures, desc="folds", disable=not opts.progress)]
+        futures = {pool.submit(run_fold, job, train, test, False): i for i, (job, train, test) in enumerate(args)}
+        for k, fut in enumerate(_bar(as_completed(futures), len(futures), opts), 1):
+            fut.result()  # a failed fold stops the run here
+            left = parallel_left(k, len(futures), time.perf_counter() - t0)
+            log.info("%d/%d fold jobs done; about %s left in the run", k, len(futures), describe(left))
+        return [f.result() for f in sorted(futures, key=futures.get)]
+
+
+def _bar(items, total: int, opts: RunOptions):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, total=total, desc="folds", disable=not opts.progress)
+
+
+def _run_in_order(args: list, opts: RunOptions) -> list[pd.DataFrame]:
+    """The fold jobs one after the other in this process, logging each with the time left."""
+    from chmfl.cv.eta import RunClock
+    from chmfl.methods.epoch_hook import listening
+
+    fresh = [i for i, (job, _, _) in enumerate(args) if not (job.out / "done.json").is_file()]
+    clock = RunClock([args[i][0].label for i in fresh])
+    frames, bar = [], _bar(args, len(args), opts)
+    with listening(clock.epoch):
+        for i, (job, train, test) in enumerate(bar):
+            if i in fresh:
+                clock.start(fresh.index(i))
+            eta = f"; {clock.left_text()}" if clock.times else ""
+            log.info("[%d/%d] %s repeat %d fold %d%s", i + 1, len(args), job.label, job.repeat, job.fold, eta)
+            t0 = time.perf_counter()
+            frames.append(run_fold(job, train, test, opts.progress))
+            if i in fresh:
+                clock.done(time.perf_counter() - t0)
+            bar.set_postfix_str(clock.left_text() if clock.times else "", refresh=False)
+    return frames
 
 
 def _worker_threads(threads: int) -> None:

@@ -26,6 +26,7 @@ from torch import nn
 from chmfl.accel import options as accel
 from chmfl.data.tensors import CaseTensors, augment
 from chmfl.fsutil import atomic_path
+from chmfl.methods.epoch_hook import epoch_finished
 from chmfl.methods.inference import forward, positive_score, train_auc
 from chmfl.methods.runtime import RuntimeConfig, resolve_accelerator, resolve_precision
 from chmfl.methods.train_config import TrainConfig
@@ -205,10 +206,11 @@ class Trainer:
             state.update(stats["loss"], cfg)
             state.history.append({"epoch": state.epoch, **stats, "lr": cfg.lr,
                                   "seconds": time.perf_counter() - t0})
+            epoch_finished(state.epoch, cfg.epochs, state.history[-1]["seconds"])  # the run's ETA (cv.eta)
             if self.checkpoint is not None and self.fabric.global_rank == 0:
                 self.save_checkpoint(self.checkpoint)
             bar.update(1)
-            bar.set_postfix(loss=f"{stats['loss']:.4f}", auc=f"{stats['train_auc']:.2f}")
+            bar.set_postfix(loss=f"{stats['loss']:.4f}", train_auc=f"{stats['train_auc']:.2f}")
         bar.close()
         return self.release(), state.history
 

@@ -92,10 +92,26 @@ def extract_with_params(image: np.ndarray, mask: np.ndarray, spacing, params: Ma
     img = _to_sitk(image, spacing, np.float64)
     msk = _to_sitk((mask > 0).astype(np.uint8), spacing, np.uint8)
     raw = extractor.execute(img, msk)
-    out = {k.removeprefix("original_"): float(v) for k, v in raw.items() if not k.startswith("diagnostics_")}
+    out = {k.removeprefix("original_"): _real(k, v) for k, v in raw.items() if not k.startswith("diagnostics_")}
     if "shape" in (params.get("featureClass") or {}):
         out.update(convex_hull_features(mask, spacing, out["shape_MeshVolume"], out["shape_SurfaceArea"]))
     return out
+
+
+def _real(name: str, value: Any) -> float:
+    """A feature value as a float. pyradiomics' shape class takes the principal axes from
+    ``numpy.linalg.eigvals`` of the (symmetric) covariance matrix, the solver for general
+    matrices: where two axes are equally long (a sphere) it returns the degenerate pair as
+    complex conjugates with imaginary parts of ~1e-16, and the axis lengths, elongation and
+    flatness come out complex. Such a value is its real part; a really complex one (never
+    seen) is NaN, with a warning, rather than half a number."""
+    if not np.iscomplexobj(value):
+        return float(value)
+    z = complex(value)
+    if abs(z.imag) <= 1e-9 * max(1.0, abs(z.real)):
+        return z.real
+    logging.getLogger(__name__).warning("radiomics %s = %s is complex; set to NaN", name, z)
+    return math.nan
 
 
 @functools.lru_cache(maxsize=4)
