@@ -54,7 +54,8 @@ def run_demo(out: str | Path = "chmfl-demo", epochs: int | None = None, full: bo
     out = Path(out)
     n = resolve_threads(threads)
     log.info("CHMFL trains in fp32 with %d thread%s%s", n, "s" if n != 1 else "",
-             " on every machine, as the README's numbers were made" if n == DEMO_TRAIN["num_threads"]
+             " whatever the machine: bf16 or another thread count would round its sums differently "
+             "(README: what varies across machines)" if n == DEMO_TRAIN["num_threads"]
              else f" ({threads}); the README's numbers need 2 (--threads 2): other counts round differently")
     opts = RunOptions(seed=seed, epochs=epochs, progress=progress)
     run_experiment(demo_experiment(full, n), cache, out, opts)

@@ -136,6 +136,8 @@ def _write_masks_and_slices(job: FoldJob, cases: Sequence[CaseData], out: dict) 
         sl = {"ct": arr.ct[z], "spacing": np.asarray(arr.spacing[1:])}
         if arr.pet is not None:  # CT-only cohorts have none
             sl["pet"] = arr.pet[z]
+        if arr.ct_hu is not None:  # the report shows CT in HU with a soft-tissue window
+            sl["ct_hu"] = arr.ct_hu[z]
         if truth is not None:
             sl["mask"] = truth[z]
         if pred is not None:

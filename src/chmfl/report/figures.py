@@ -208,14 +208,27 @@ def tsne_figure(res: Results) -> FigureOut | str:
         ax.set_axis_off()
     for ax, (m, emb) in zip(axes, found):
         xy = _tsne(emb[[c for c in emb.columns if c[:1] == "f" and c[1:].isdigit()]].to_numpy(float))
-        for label, color, name in ((0, "tab:blue", "no DM"), (1, "tab:red", "DM")):
+        for label, color in ((0, "tab:blue"), (1, "tab:red")):
             for i, fold in enumerate(sorted(set(emb["fold"]))):
                 sel = ((emb["label"] == label) & (emb["fold"] == fold)).to_numpy()
                 ax.scatter(xy[sel, 0], xy[sel, 1], c=color, marker=_MARKERS[i % len(_MARKERS)], s=28,
-                           edgecolors="white", linewidths=0.5, label=name if i == 0 else None)
+                           edgecolors="white", linewidths=0.5)
         ax.set(title=m, xticks=[], yticks=[])
-        ax.legend(fontsize=8, frameon=False)
+        ax.legend(handles=_tsne_legend(sorted(set(emb["fold"]))), fontsize=7, frameon=False, ncol=4,
+                  loc="upper center", bbox_to_anchor=(0.5, -0.01))  # below the points, not over them
     return FigureOut("tsne", "t-SNE of learned features (Fig 7)", fig,
                      f"Test-patient features from each fold's embeddings.csv (one repeat), z-scored, t-SNE with "
-                     f"seed {TSNE_SEED}; colour = label, marker shape = fold (features of different folds come "
-                     "from different models).")
+                     f"seed {TSNE_SEED}. Colour: label (red DM, blue no DM). Marker shape: the test fold the patient "
+                     "was in, i.e. which fold's model made the features (the legend lists the shapes); points of "
+                     "different shapes come from different models, so distances between them mean less.")
+
+
+def _tsne_legend(folds: list) -> list:
+    """Legend entries: the two label colours, then one grey marker per test fold."""
+    from matplotlib.lines import Line2D
+
+    labels = [Line2D([], [], ls="", marker="o", color=c, label=name)
+              for c, name in (("tab:red", "DM"), ("tab:blue", "no DM"))]
+    shapes = [Line2D([], [], ls="", marker=_MARKERS[i % len(_MARKERS)], color="0.45", label=f"fold {fold}")
+              for i, fold in enumerate(folds)]
+    return labels + shapes

@@ -20,6 +20,14 @@ class Pre:
 
 
 @dataclass(frozen=True)
+class Details:
+    """A collapsed block (``<details>``): raw text a reader may open but is not shown at first."""
+
+    summary: str
+    text: str
+
+
+@dataclass(frozen=True)
 class KeyValues:
     title: str
     pairs: tuple[tuple[str, str], ...]
@@ -63,6 +71,8 @@ def _item_html(item) -> str:
         return f'<p class="omitted">{html.escape(item.text)}</p>'
     if isinstance(item, Pre):
         return f"<pre>{html.escape(item.text)}</pre>"
+    if isinstance(item, Details):
+        return f"<details><summary>{html.escape(item.summary)}</summary><pre>{html.escape(item.text)}</pre></details>"
     if isinstance(item, KeyValues):
         rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in item.pairs)
         return f"<table><caption>{html.escape(item.title)}</caption><tbody>{rows}</tbody></table>"

@@ -59,12 +59,34 @@ def pick_patients(candidates: set[str], labels: dict[str, int], n: int = N_PATIE
     return picked + [p for p in ordered if p not in picked][: n - len(picked)]
 
 
-def _gray(ax, image: np.ndarray, aspect: float, title: str = "") -> None:
-    lo, hi = np.percentile(image, [1, 99]) if image.size else (0, 1)
+# CT display window in HU: soft tissue (level 40, width 400), where a sarcoma and the muscle
+# and fat around it differ; the network's [-1000, 1000] HU input range shows them as one grey.
+SOFT_TISSUE_HU = (-160.0, 240.0)
+
+
+def _gray(ax, image: np.ndarray, aspect: float, title: str = "", window: tuple[float, float] | None = None) -> None:
+    """``image`` in grey: between ``window`` (HU), or its 1st and 99th percentiles."""
+    lo, hi = window or (np.percentile(image, [1, 99]) if image.size else (0, 1))
     ax.imshow(image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, aspect=aspect, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=8)
+
+
+def _ct(ax, arrays: dict[str, np.ndarray], aspect: float, title: str = "") -> None:
+    """The CT slice in HU with the soft-tissue window where the slice file has HU (newer runs);
+    else the network input between its percentiles."""
+    if "ct_hu" in arrays:
+        _gray(ax, arrays["ct_hu"], aspect, title, SOFT_TISSUE_HU)
+    else:
+        _gray(ax, arrays["ct"], aspect, title)
+
+
+def _ct_caption(arrays: dict[str, np.ndarray]) -> str:
+    if "ct_hu" in arrays:
+        lo, hi = SOFT_TISSUE_HU
+        return f"CT in HU with a soft-tissue window (level 40, width 400: {lo:g} to {hi:g} HU)"
+    return "CT as the network saw it, between its 1st and 99th percentiles (this run stored no HU slices)"
 
 
 def _aspect(arrays: dict[str, np.ndarray]) -> float:
@@ -92,19 +114,19 @@ def saliency_figure(res: Results) -> FigureOut | str:
     for row, pid in zip(axes, patients):
         first = _load(next(iter(files.values()))[pid])
         aspect = _aspect(first)
-        _gray(row[0], first["ct"], aspect, "CT")
+        _ct(row[0], first, aspect, "CT")
         _gray(row[1], first.get("pet", np.zeros_like(first["ct"])), aspect, "PET" if "pet" in first else "no PET")
         _row_label(row[0], pid, labels)
         for ax, (m, f) in zip(row[2:], files.items()):
             arrays = _load(f[pid])
             sal = arrays["saliency"].astype(float)
             span = sal.max() - sal.min()
-            _gray(ax, arrays["ct"], aspect, m)
+            _ct(ax, arrays, aspect, m)
             ax.imshow((sal - sal.min()) / span if span > 0 else np.zeros_like(sal), cmap="jet", alpha=0.45,
                       vmin=0, vmax=1, aspect=aspect, interpolation="bilinear")
     return FigureOut("saliency", "Feature-map / saliency overlays (Fig 6)", fig,
-                     "Axial slice through the box centre (network inputs). Each method's saliency, scaled to "
-                     "[0, 1] per image, over the CT slice: blue low, red high.")
+                     f"Axial slice through the box centre. {_ct_caption(first)}; PET as the network saw it. Each "
+                     "method's saliency, scaled to [0, 1] per image, over the CT slice: blue low, red high.")
 
 
 def _overlay(ax, mask: np.ndarray, color: str, aspect: float) -> None:
@@ -134,16 +156,16 @@ def segmentation_figure(res: Results) -> FigureOut | str:
     for row, pid in zip(axes, patients):
         first = _load(next(iter(files.values()))[pid])
         aspect, gt = _aspect(first), first["mask"] != 0
-        _gray(row[0], first["ct"], aspect, "CT")
+        _ct(row[0], first, aspect, "CT")
         _gray(row[1], first.get("pet", np.zeros_like(first["ct"])), aspect, "PET" if "pet" in first else "no PET")
-        _gray(row[2], first["ct"], aspect, "Ground truth")
+        _ct(row[2], first, aspect, "Ground truth")
         _overlay(row[2], gt.astype(np.uint8), "lime", aspect)
         _row_label(row[0], pid, labels)
         for ax, (m, f) in zip(row[3:], files.items()):
             pred = _load(f[pid])["pred_mask"] != 0
-            _gray(ax, first["ct"], aspect, m)
+            _ct(ax, first, aspect, m)
             _overlay(ax, pred.astype(np.uint8), "red", aspect)
             _contour(ax, gt)
     return FigureOut("segmentation", "Segmentation overlays (Fig S2)", fig,
-                     "Axial slice through the box centre. Ground truth in green; each method's predicted mask in "
-                     "red with the ground-truth outline in green.")
+                     f"Axial slice through the box centre. {_ct_caption(first)}. Ground truth in green; each "
+                     "method's predicted mask in red with the ground-truth outline in green.")

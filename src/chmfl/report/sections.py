@@ -10,9 +10,9 @@ from importlib import metadata
 import yaml
 
 from chmfl import __version__
-from chmfl.report import calibration_figs, figures, images, statistics, tables
+from chmfl.report import calibration_figs, figures, images, protocol, statistics, tables
 from chmfl.report import survival as surv
-from chmfl.report.html import KeyValues, Note, Pre
+from chmfl.report.html import Details, KeyValues, Note, Pre
 from chmfl.report.load import Results
 from chmfl.report.paper import paper_data, paper_table
 from chmfl.stats import CLASSIFICATION_METRICS, SEGMENTATION_METRICS
@@ -21,9 +21,20 @@ Safe = Callable
 
 
 def _paper_comparison(res: Results, safe: Safe, kind: tuple[str, ...]) -> Iterator:
+    """The paper's table beside ours, under the one-line protocol comparison, with rows that
+    stopped training far from convergence marked (``report.protocol``)."""
     table = paper_table(res.experiment)
     if table and table.metrics[0] in kind:
-        yield safe(tables.comparison_table, res, table)
+        yield Note(protocol.protocol_line(res))
+        yield protocol.mark_unconverged(safe(tables.comparison_table, res, table), res, "chmfl method")
+
+
+def _paper_reference(res: Results, safe: Safe) -> Iterator:
+    """For a run that is not one of the paper's experiments (the demo): Table I beside it."""
+    table = safe(protocol.paper_reference_table, res)
+    if table is not None:
+        yield Note(protocol.protocol_line(res))
+        yield table
 
 
 def classification(res: Results, safe: Safe) -> Iterator:
@@ -34,6 +45,7 @@ def classification(res: Results, safe: Safe) -> Iterator:
         return
     yield safe(tables.classification_table, res)
     yield from _paper_comparison(res, safe, CLASSIFICATION_METRICS)
+    yield from _paper_reference(res, safe)
     yield safe(tables.pooled_table, res)
     yield safe(tables.delong_table, res)
 
@@ -86,6 +98,9 @@ def sweep(res: Results, safe: Safe) -> Iterator:
 
 def learned_features(res: Results, safe: Safe) -> Iterator:
     yield safe(figures.tsne_figure, res)
+
+
+def saliency(res: Results, safe: Safe) -> Iterator:
     yield safe(images.saliency_figure, res)
 
 
@@ -97,13 +112,37 @@ def segmentation(res: Results, safe: Safe) -> Iterator:
 
 
 def _flatten(value, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, text) pairs of a nested config; unset values (None, empty) are left out:
+    a reader is shown what was set, never 'None'."""
+    if value is None or value == {} or value == []:
+        return []
     if isinstance(value, dict):
         return [kv for k, v in value.items() for kv in _flatten(v, f"{prefix}.{k}" if prefix else str(k))]
     if isinstance(value, list):
-        if all(isinstance(v, dict) for v in value) and value:
-            return [(prefix, "; ".join(", ".join(f"{k}={v}" for k, v in d.items()) for d in value))]
+        if all(isinstance(v, dict) for v in value):
+            return [(prefix, "; ".join(", ".join(f"{k}={v}" for k, v in d.items() if v not in (None, {}, []))
+                                       for d in value))]
         return [(prefix, ", ".join(map(str, value)))]
     return [(prefix, str(value))]
+
+
+def _glance(config: dict) -> list[tuple[str, str]]:
+    """The few settings a reader looks for first: experiment, methods, folds, seed, data."""
+    spec = config.get("spec") if isinstance(config.get("spec"), dict) else {}
+    methods = ", ".join(str(m.get("label")) for m in spec.get("methods") or [] if isinstance(m, dict))
+    prep = _find(config, "prepare") or {}
+    pairs = [("experiment", spec.get("title") or config.get("experiment")), ("methods", methods),
+             ("folds × repeats", f"{spec.get('folds')} × {spec.get('repeats')}" if spec else None),
+             ("seed", _find(config, "seed")), ("training settings", _flatten(spec.get("train")) or None),
+             ("cache", _find(config, "cache")),
+             ("preprocessing", _flatten((prep or {}).get("config")) if isinstance(prep, dict) else None)]
+    out = []
+    for key, value in pairs:
+        if isinstance(value, list):
+            value = ", ".join(f"{k}={v}" for k, v in value)
+        if value not in (None, ""):
+            out.append((key, str(value)))
+    return out
 
 
 def _find(config: dict, *names: str):
@@ -121,7 +160,9 @@ def _find(config: dict, *names: str):
 
 def configuration(res: Results, safe: Safe) -> Iterator:
     if res.config:
-        yield Pre(yaml.safe_dump(res.config, sort_keys=False, allow_unicode=True, default_flow_style=False))
+        yield KeyValues("The run at a glance (config.yaml)", tuple(_glance(res.config)))
+        yield Details("config.yaml as stored (every setting; click to open)",
+                      yaml.safe_dump(res.config, sort_keys=False, allow_unicode=True, default_flow_style=False))
     else:
         yield "no config.yaml in the results folder"
 
@@ -210,6 +251,7 @@ SECTIONS = (
     ("Confusion matrices", "confusion", confusion),
     ("CFL weight sweep", "sweep", sweep),
     ("Learned features", "features", learned_features),
+    ("Saliency", "saliency", saliency),
     ("Segmentation", "segmentation", segmentation),
     ("Configuration", "configuration", configuration),
     ("Data", "data", data),
