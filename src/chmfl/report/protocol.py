@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from chmfl.report.load import Results
-from chmfl.report.paper import paper_table, parse_method
+from chmfl.report.paper import paper_table
 from chmfl.report.render import METRIC_LABELS, Table, fmt
 from chmfl.stats import CLASSIFICATION_METRICS, POOLED_FOLD, fold_table
 
@@ -135,13 +135,20 @@ def mark_unconverged(table: Table | str, res: Results, column: str) -> Table | s
     return dataclasses.replace(table, display=display, note=table.note + _dagger_note(counts))
 
 
+def _registry_name(res: Results, label: str) -> str:
+    """The registry method behind a results label: from the run's stored spec where the results
+    record one, else the label up to its variant brackets (``chmfl[light]`` -> ``chmfl``)."""
+    run = (getattr(res, "runs", None) or {}).get(label)
+    return str(run.method) if run is not None else label.split("[", 1)[0]
+
+
 def paper_reference_table(res: Results) -> Table | str | None:
     """The paper's Table I beside this run's methods (mean over folds), for a run that is not one
     of the paper's experiments and shares a method with Table I; None otherwise."""
     paper = paper_table("table1")
     if paper is None or paper_table(res.experiment) is not None:
         return None
-    shared = {r.method for r in paper.rows} & {parse_method(m)[0] for m in res.methods}
+    shared = {r.method for r in paper.rows} & {_registry_name(res, m) for m in res.methods}
     if not shared:
         return None
     from chmfl.report.tables import POOLED_COLUMNS, pooled_means
