@@ -6,10 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.synthetic import make_cases
+from tests.synthetic import make_cases, neural_method
 
 from chmfl.cli import args as cli_args
-from chmfl.methods.neural import NeuralMethod
 
 
 def test_lightning_precision_notice_is_not_logged():
@@ -32,7 +31,7 @@ def test_no_bars_when_stderr_is_not_a_terminal(monkeypatch):
 
 def test_epoch_bar_names_training_auc(capsys):
     tiny = {"widths": (4, 8, 16, 32, 64), "decoder_convs": (1, 1, 1, 1), "decoder_kernel": 3}
-    NeuralMethod("chmfl", "chmfl", tiny, train={"epochs": 1, "batch_size": 4, "precision": "32"}, seed=0,
-                 progress=True).fit(make_cases(4))
+    neural_method("chmfl", "chmfl", tiny, {"epochs": 1, "batch_size": 4, "precision": "32"}, seed=0,
+                  progress=True).fit(make_cases(4))
     bar = capsys.readouterr().err
     assert "train_auc=" in bar and " auc=" not in bar

@@ -11,7 +11,7 @@ from tests.synthetic import write_cache
 
 from chmfl.cli.main import main
 from chmfl.cv.experiment import MethodRun
-from chmfl.cv.runner import RunOptions, train_settings
+from chmfl.cv.runner import RunOptions, fold_settings
 
 TINY = {"widths": [4, 8, 16, 32, 64], "decoder_convs": [1, 1, 1, 1], "decoder_kernel": 3}
 
@@ -76,14 +76,13 @@ def test_run_logs_the_time_left(cache, tmp_path, caplog):
 def test_demo_pins_fp32_and_two_threads_even_with_amx(monkeypatch):
     """precision 'auto' picked bf16 on CPUs with AMX: pooled AUC 0.720 instead of the README's 0.731."""
     from chmfl.demo import demo_experiment
-    from chmfl.methods import train_config
-    from chmfl.methods.train_config import TrainConfig, resolve_precision
+    from chmfl.methods import runtime
+    from chmfl.methods.runtime import resolve_precision
 
-    monkeypatch.setattr(train_config, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
     exp = demo_experiment()
-    chmfl = exp.methods[-1]
-    cfg = TrainConfig.from_dict(train_settings(exp, chmfl.train, RunOptions()))
-    assert resolve_precision(cfg.precision, "cpu") == "32-true" and cfg.num_threads == 2
+    _, settings = fold_settings(exp, exp.methods[-1], RunOptions())
+    assert resolve_precision(settings.precision, "cpu") == "32-true" and settings.num_threads == 2
     assert resolve_precision("auto", "cpu") == "bf16-mixed"  # what the demo used to get there
 
 

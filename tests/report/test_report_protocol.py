@@ -62,8 +62,11 @@ def test_paper_tables_carry_the_protocol_line_and_marks(tmp_path, results_factor
 
 
 def test_demo_report_shows_table_i_beside_its_methods(tmp_path, results_factory):
-    root = results_factory(tmp_path / "demo", methods=("suvmax-volume", "hc-rf", "chmfl[light]"),
-                           segmenting=("chmfl[light]",), experiment="demo")
+    from chmfl.methods.spec import MethodRun
+
+    demo = MethodRun("chmfl", size="demo")
+    root = results_factory(tmp_path / "demo", methods=("suvmax-volume", "hc-rf", demo),
+                           segmenting=(demo.label,), experiment="demo")
     html = build_report(root).html.read_text()
     table = pd.read_csv(root / "tables" / "paper_table1_reference.csv")
     assert list(table["source"]).count("this run") == 3 and list(table["source"]).count("paper") == 7
