@@ -83,6 +83,8 @@ def test_survival_model_writes_risk_and_dm_free_probabilities(sts_dir, tmp_path)
     assert "probability" not in rec and np.isfinite(rec["risk"]) and rec["endpoint"] == "dm-free-survival"
     s = [rec["dm_free_probability"][k] for k in ("365d", "730d", "1095d")]
     assert 0.0 <= s[2] <= s[1] <= s[0] <= 1.0
+
+
 def _refused(capsys, args, out, *words) -> str:
     rc = main(["predict", *map(str, args), "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()

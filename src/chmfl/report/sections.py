@@ -12,7 +12,7 @@ import yaml
 from chmfl import __version__
 from chmfl.report import calibration_figs, figures, images, protocol, statistics, tables
 from chmfl.report import survival as surv
-from chmfl.report.html import Details, KeyValues, Note, Pre
+from chmfl.report.html import Details, KeyValues, Note
 from chmfl.report.load import Results
 from chmfl.report.paper import paper_data, paper_table
 from chmfl.stats import CLASSIFICATION_METRICS, SEGMENTATION_METRICS
