@@ -4,6 +4,11 @@ instead of re-run -- when its science (method run, training settings, seed) is t
 other runtime settings (device, precision, speed options) do not matter, other science is a
 one-line error. An unfinished neural fold resumes from its per-epoch checkpoint.
 
+Nested selection (``cv.nested``) uses the same jobs: an inner job (``light``) fits one
+candidate on part of an outer training fold and records only its predictions and done.json;
+the outer job then fits the picked candidate (``fit_run``) under the selecting run's label and
+stores the selection record (``selection``) in its done.json.
+
 Methods are used through their declared contract only (``methods.base.Method``): ``fit``,
 ``predict_all``, ``fit_info``, ``save``, and on the DM-free survival endpoint the declared
 survival abilities (``cv.survival``)."""
@@ -14,7 +19,7 @@ import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +60,10 @@ class FoldJob:
     # the cache's prepare_config.yaml, saved with the fold model so that 'chmfl predict'
     # prepares a raw study of a test patient exactly as the cache did
     preprocess: dict | None = None
+    # the run fitted when it is not ``run``: the candidate a nested selection picked
+    fit_run: MethodRun | None = None
+    selection: Mapping[str, Any] | None = None  # that selection's record, for done.json
+    light: bool = False  # an inner selection fold: predictions.csv and done.json only
 
     @property
     def label(self) -> str:
@@ -75,19 +84,21 @@ class FoldJob:
 
 
 def build_method(job: FoldJob, progress: bool = True) -> Method:
-    """The job's method, built from its run spec and fit context."""
-    return create(job.run, dataclasses.replace(job.ctx, progress=progress), job.pretrained)
+    """The job's method, built from its run spec (or the picked candidate's) and fit context."""
+    return create(job.fit_run or job.run, dataclasses.replace(job.ctx, progress=progress), job.pretrained)
 
 
 def identity(job: FoldJob, method: Method) -> dict[str, Any]:
     """What a fold's result *is*: the method run's science, the training science the method
     uses (None for methods without a network), the seed and the endpoint with its horizon (the
-    labels) -- as JSON reads it back."""
+    labels) -- as JSON reads it back; for a selecting run also the candidate it fitted."""
     train = method.fit_info().train
     ident = {"run": job.run.science(), "train": None if train is None else train.to_dict(), "seed": job.seed,
              "endpoint": job.endpoint, "horizon_days": job.horizon_days}
     if job.test_box != "contour":  # records from before test boxes were a choice stay valid
         ident["test_box"] = job.test_box
+    if job.fit_run is not None:
+        ident["fit_run"] = job.fit_run.science()
     return json.loads(json.dumps(ident))
 
 
@@ -110,8 +121,9 @@ def _check_identity(done: Path, expected: dict[str, Any]) -> None:
               "horizon_days": stored.get("horizon_days")}
     if stored == expected:
         return
-    diff = sorted(k for part in ("run", "train") for k in set(stored[part] or {}) | set(expected[part] or {})
-                  if (stored[part] or {}).get(k) != (expected[part] or {}).get(k))
+    parts = [p for p in ("run", "train", "fit_run") if p in stored or p in expected]
+    diff = sorted(k for part in parts for k in set(stored.get(part) or {}) | set(expected.get(part) or {})
+                  if (stored.get(part) or {}).get(k) != (expected.get(part) or {}).get(k))
     diff += [k for k in ("seed", "endpoint", "horizon_days") if stored[k] != expected[k]]
     if stored.get("test_box") != expected.get("test_box"):
         diff.append("test_box")
@@ -169,14 +181,17 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
         method, model_from = _fitted(job, method, train)
         fit_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        out = method.predict_all(test)
+        out = method.predict_all(test, saliency=not job.light)
         preds, grid = _prediction_rows(job, method, train, test, out)
         predict_s = time.perf_counter() - t1
     if not is_main_process():  # a DDP rank > 0: rank 0 writes the fold's record
         return preds
-    _write_record(job, method, train, test, out, preds)
-    if grid is not None:
-        _write_csv(grid_frame(preds["patient_id"], grid), job.out / GRID_FILE)
+    if job.light:
+        _write_csv(preds, job.out / "predictions.csv")
+    else:
+        _write_record(job, method, train, test, out, preds)
+        if grid is not None:
+            _write_csv(grid_frame(preds["patient_id"], grid), job.out / GRID_FILE)
     info = method.fit_info()
     record = {
         "method": job.label, "repeat": job.repeat, "fold": job.fold, "seed": job.seed,
@@ -188,6 +203,7 @@ def run_fold(job: FoldJob, train: Sequence[CaseData], test: Sequence[CaseData],
         "n_train": len(train), "n_test": len(test), "diagnostics": info.diagnostics,
         "test_box": job.test_box, "model_from": model_from,
         **({"device": info.device, "precision": info.precision} if info.precision else {}),
+        **({"selection": dict(job.selection)} if job.selection is not None else {}),
     }
     with atomic_path(done) as tmp:
         tmp.write_text(json.dumps(record, indent=2))

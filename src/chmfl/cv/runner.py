@@ -2,18 +2,20 @@
 
 ``run_experiment`` makes (or re-reads) ``splits.json`` once, runs every method on every
 repeat and fold through ``cv.fold.run_fold`` (finished folds are skipped, so an interrupted
-run continues where it stopped), then writes the top-level ``predictions.csv``,
-``metrics.csv`` and ``timing.csv`` (docs/results-format.md).
+run continues where it stopped; a run with a ``select:`` grid is nested, ``cv.nested``), then
+writes the top-level ``predictions.csv``, ``metrics.csv``, ``timing.csv``, ``summary.csv``,
+``comparisons.csv`` and, with a selection, ``selection.csv`` (docs/results-format.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import yaml
 from chmfl import __version__
 from chmfl.cv.experiment import Experiment, MethodRun
 from chmfl.cv.fold import FoldJob, run_fold
+from chmfl.cv.nested import run_with_selection, write_selection
 from chmfl.cv.record import git_commit, hardware, versions
 from chmfl.data.cases import CaseData, load_cases, load_manifest
 from chmfl.errors import ChmflError
@@ -31,7 +34,7 @@ from chmfl.fsutil import atomic_path
 from chmfl.methods.base import FitContext
 from chmfl.methods.runtime import RuntimeConfig, is_main_process
 from chmfl.methods.spec import RuntimeOverrides, TrainOverrides, typed_settings
-from chmfl.methods.train_config import ROBUST, TrainConfig
+from chmfl.methods.train_config import TrainConfig, preset_settings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ class RunOptions:
     epochs: int | None = None
     repeats: int | None = None
     folds: int | None = None
-    preset: str = "paper"  # "paper" (the faithful settings) or "robust"
+    preset: str = "paper"  # "paper" (the faithful settings) or "sample-bn-aug" (methods.train_config.PRESETS)
     # --set KEY=VALUE for every method, typed (a flat mapping is split by name)
     train: TrainOverrides | Mapping[str, Any] = field(default_factory=TrainOverrides)
     pretrained: dict[str, str] = field(default_factory=dict)  # KEY -> weights file
@@ -62,6 +65,7 @@ class RunOptions:
 
         typed_settings(self)
         object.__setattr__(self, "test_box", parse_test_boxes(self.test_box))
+        preset_settings(self.preset)  # a renamed or unknown preset stops the run before it starts
 
 
 def fold_seed(seed: int, repeat: int, fold: int) -> int:
@@ -75,14 +79,28 @@ def fold_settings(exp: Experiment, run: MethodRun, opts: RunOptions) -> tuple[Tr
     overrides, each already typed (``methods.spec.TrainOverrides`` / ``RuntimeOverrides``)."""
     from chmfl.methods.registry import method_train
 
-    if opts.preset not in ("paper", "robust"):
-        raise ChmflError(f"unknown preset {opts.preset!r}: use paper or robust")
-    science = {**exp.train.to_dict(), **(ROBUST if opts.preset == "robust" else {}),
+    science = {**exp.train.to_dict(), **preset_settings(opts.preset),
                **method_train(run.method), **run.train.to_dict(), **opts.train.to_dict()}
     if opts.epochs is not None:
         science["epochs"] = opts.epochs
     runtime = {**exp.runtime.to_dict(), **run.runtime.to_dict(), **opts.runtime.to_dict()}
     return TrainConfig.from_dict(science), RuntimeConfig.from_dict(runtime)
+
+
+def candidate_settings(exp: Experiment, opts: RunOptions) -> dict[str, list[tuple[TrainConfig, RuntimeConfig]]]:
+    """Each selecting run's candidates' typed settings (``fold_settings`` of each candidate),
+    by the run's label. A grid setting the command line also sets is refused: the command line
+    would override every candidate alike."""
+    fixed = set(opts.train.to_dict()) | ({"epochs"} if opts.epochs is not None else set())
+    out = {}
+    for run in exp.methods:
+        if run.select is None:
+            continue
+        clash = fixed & set(run.select.keys())
+        if clash:
+            raise ChmflError(f"{run.label} selects {', '.join(sorted(clash))}, which the command line also sets")
+        out[run.label] = [fold_settings(exp, c, opts) for c in run.candidates()]
+    return out
 
 
 def _splits(cases: Sequence[CaseData], out: Path, n_folds: int, repeats: int, seed: int) -> dict:
@@ -206,6 +224,7 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
     n_folds, repeats = opts.folds or exp.folds, opts.repeats or exp.repeats
     check_folds(n_folds, [c.label for c in cases])
     run_settings = {run.label: fold_settings(exp, run, opts) for run in exp.methods}
+    candidates = candidate_settings(exp, opts)
     out = Path(out)
     if is_main_process():  # the other DDP ranks find the folder rank 0 is filling
         check_results_folder(out)
@@ -228,10 +247,11 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
     if main:
         _write_config(out, exp, opts, Path(cache), cases, {"started": started, "skipped": skipped, **horizon, **extra},
                       run_settings)
-    frames = _run_jobs(all_jobs, {c.patient_id: c for c in cases}, boxes, opts)
+    labels = {c.patient_id: c.label for c in cases}
+    with _job_runner({c.patient_id: c for c in cases}, boxes, opts) as run_jobs:
+        done, frames = run_with_selection(all_jobs, labels, candidates, run_jobs)
     if main:
-        write_summaries(out, pd.concat(frames, ignore_index=True), [j for j, _ in all_jobs], exp.reference,
-                        exp.endpoint)
+        write_summaries(out, pd.concat(frames, ignore_index=True), done, exp.reference, exp.endpoint)
         _write_config(out, exp, opts, Path(cache), cases,
                       {"started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
                        "skipped": skipped, **horizon, **extra}, run_settings)
@@ -284,34 +304,61 @@ def check_results_folder(out: Path) -> None:
                          f"{' or '.join(RESULTS_MARKERS)}); choose a new or empty folder")
 
 
-def _run_jobs(all_jobs: list, by_id: dict[str, CaseData], boxes: dict[str, dict[str, CaseData]],
-              opts: RunOptions) -> list[pd.DataFrame]:
-    """Every fold job, in order, or ``opts.parallel_folds`` at a time in worker processes
+@contextlib.contextmanager
+def _job_runner(by_id: dict[str, CaseData], boxes: dict[str, dict[str, CaseData]], opts: RunOptions
+                ) -> Iterator[Callable[[list], list[pd.DataFrame]]]:
+    """A function that runs a batch of fold jobs and returns their predictions in order: one
+    after the other in this process, or ``opts.parallel_folds`` at a time in worker processes
     (a fold is self-contained: its seed, folder and checkpoint), each with an equal share of
     the CPU threads; on one GPU, the workers share it (batch size 1 leaves most of it idle).
-    Test patients come from their regime's boxes (``job.test_box``). The time left in the run
-    is logged as it becomes known (``cv.eta``)."""
-    args = [(job, [by_id[p] for p in fold["train"]],
-             [boxes[job.test_box][p] for p in fold["test"] if p in boxes[job.test_box]])
-            for job, fold in all_jobs]
-    if opts.parallel_folds <= 1:
-        return _run_in_order(args, opts)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    The workers are started once, at the first unfinished job, and serve every batch (nested
+    selection runs two); finished jobs are read back here. The time left in the run is logged
+    as it becomes known (``cv.eta``). An outer job's test patients come from its regime's
+    boxes (``job.test_box``; refused patients absent); an inner selection job's are training
+    patients of the outer fold, in their contour-centred boxes."""
+    pool = None
+
+    def run(batch: list) -> list[pd.DataFrame]:
+        nonlocal pool
+        args = [(job, [by_id[p] for p in fold["train"]], _test_cases(job, fold["test"], by_id, boxes))
+                for job, fold in batch]
+        if opts.parallel_folds <= 1:
+            return _run_in_order(args, opts)
+        fresh = [i for i, (job, _, _) in enumerate(args) if not (job.out / "done.json").is_file()]
+        if fresh and pool is None:
+            pool = _pool(opts.parallel_folds)
+        return _run_parallel(pool, args, fresh, opts)
+
+    try:
+        yield run
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _test_cases(job: FoldJob, ids: Sequence[str], by_id: dict[str, CaseData],
+                boxes: dict[str, dict[str, CaseData]]) -> list[CaseData]:
+    if job.light:
+        return [by_id[p] for p in ids]
+    regime = boxes[job.test_box]
+    return [regime[p] for p in ids if p in regime]
+
+
+def _run_parallel(pool, args: list, fresh: list[int], opts: RunOptions) -> list[pd.DataFrame]:
+    """The unfinished jobs of a batch on the worker pool, logging the time left; finished ones
+    are read back here."""
+    from concurrent.futures import as_completed
 
     from chmfl.cv.eta import describe, parallel_left
-    from chmfl.methods.threads import usable_cores
 
-    threads = max(1, usable_cores() // opts.parallel_folds)
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(opts.parallel_folds, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_threads, initargs=(threads,)) as pool:
-        futures = {pool.submit(run_fold, job, train, test, False): i for i, (job, train, test) in enumerate(args)}
-        for k, fut in enumerate(_bar(as_completed(futures), len(futures), opts), 1):
-            fut.result()  # a failed fold stops the run here
-            left = parallel_left(k, len(futures), time.perf_counter() - t0)
-            log.info("%d/%d fold jobs done; about %s left in the run", k, len(futures), describe(left))
-        return [f.result() for f in sorted(futures, key=futures.get)]
+    futures = {pool.submit(run_fold, *args[i], False): i for i in fresh}
+    for k, fut in enumerate(_bar(as_completed(futures), len(futures), opts), 1):
+        fut.result()  # a failed fold stops the run here
+        left = parallel_left(k, len(futures), time.perf_counter() - t0)
+        log.info("%d/%d fold jobs done; about %s left in the run", k, len(futures), describe(left))
+    done = {i: f.result() for f, i in futures.items()}
+    return [done[i] if i in done else run_fold(*args[i], False) for i in range(len(args))]
 
 
 def _bar(items, total: int, opts: RunOptions):
@@ -333,13 +380,25 @@ def _run_in_order(args: list, opts: RunOptions) -> list[pd.DataFrame]:
             if i in fresh:
                 clock.start(fresh.index(i))
             eta = f"; {clock.left_text()}" if clock.times else ""
-            log.info("[%d/%d] %s repeat %d fold %d%s", i + 1, len(args), job.label, job.repeat, job.fold, eta)
+            log.info("[%d/%d] %s repeat %d %sfold %d%s", i + 1, len(args), job.label, job.repeat,
+                     "inner " if job.light else "", job.fold, eta)
             t0 = time.perf_counter()
             frames.append(run_fold(job, train, test, opts.progress))
             if i in fresh:
                 clock.done(time.perf_counter() - t0)
             bar.set_postfix_str(clock.left_text() if clock.times else "", refresh=False)
     return frames
+
+
+def _pool(workers: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from chmfl.methods.threads import usable_cores
+
+    threads = max(1, usable_cores() // workers)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_threads, initargs=(threads,))
 
 
 def _worker_threads(threads: int) -> None:
@@ -373,6 +432,7 @@ def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob], ref
                      *tables.items()):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)
+    write_selection(out, jobs)
 
 
 def _classification_rows(preds: pd.DataFrame) -> list[dict]:

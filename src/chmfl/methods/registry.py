@@ -138,9 +138,11 @@ def create(run: MethodRun, ctx: FitContext | None = None, pretrained: str | None
 
 
 def check_run(run: MethodRun) -> None:
-    """Build ``run``'s method once, unfitted (cheap: networks are built at ``fit``), so a bad
-    model argument or size is a one-line error when the experiment is read."""
-    create(run)
+    """Build ``run``'s method once, unfitted (cheap: networks are built at ``fit``), and each of
+    its selection candidates, so a bad model argument or size is a one-line error when the
+    experiment is read."""
+    for r in (run, *run.candidates()):
+        create(r)
 
 
 def load_method(directory):

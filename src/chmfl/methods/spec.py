@@ -5,7 +5,10 @@ network or method arguments and named size that make the variant, and its settin
 It travels from the YAML file or ``--methods "chmfl[size=demo,seg_weight=0.3]"`` to the fold
 and into the results (``config.yaml``'s spec, each fold's ``done.json``), where the report reads
 it back with ``from_dict``. ``label`` is derived from it for display and folder names; nothing
-parses a label back. Only the science is in the label: runtime overrides are not.
+parses a label back. Only the science is in the label: runtime overrides are not. A run may
+declare a ``Selection`` (``methods.selection``): candidate settings that ``cv.nested`` chooses
+between inside each outer training fold; its label says which settings it selects
+(``hc-rf[select=n_features]``).
 Imports no torch (the report reads these).
 """
 
@@ -17,6 +20,7 @@ from typing import Any, ClassVar
 
 from chmfl.errors import ChmflError
 from chmfl.methods.runtime import RUNTIME_FIELDS, RuntimeConfig
+from chmfl.methods.selection import Selection
 from chmfl.methods.train_config import TRAIN_FIELDS, TrainConfig
 
 
@@ -75,7 +79,7 @@ def typed_settings(obj: Any) -> None:
         object.__setattr__(obj, "runtime", RuntimeOverrides.of({**obj.runtime.to_dict(), **runtime.to_dict()}))
 
 
-ENTRY_KEYS = ("method", "train", "runtime", "model_kwargs", "size", "pretrained", "label")
+ENTRY_KEYS = ("method", "train", "runtime", "model_kwargs", "size", "pretrained", "label", "select")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class MethodRun:
     name: str | None = None  # explicit label for the results (default: method[key=value,...])
     size: str | None = None  # a named size of the method's network (e.g. "demo")
     runtime: RuntimeOverrides = field(default_factory=RuntimeOverrides)
+    # candidate settings chosen by nested CV in every outer training fold (cv.nested)
+    select: Selection | None = None
 
     def __post_init__(self) -> None:
         from chmfl.methods.registry import METHODS
@@ -98,6 +104,21 @@ class MethodRun:
             raise ChmflError(f"unknown method {self.method!r}; 'chmfl methods' lists them")
         typed_settings(self)
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+        if isinstance(self.select, Mapping):
+            object.__setattr__(self, "select", Selection.from_dict(self.select))
+        if self.select is not None:
+            fixed = (set(self.train.to_dict()) | set(self.model_kwargs)) & set(self.select.keys())
+            if fixed:
+                raise ChmflError(f"{self.method}: {', '.join(sorted(fixed))} both fixed and in the select grid")
+
+    def candidates(self) -> tuple[MethodRun, ...]:
+        """The runs a selection chooses between: this run with each candidate's settings (and
+        no selection); empty without one."""
+        if self.select is None:
+            return ()
+        return tuple(MethodRun(self.method, {**self.train.to_dict(), **train}, {**self.model_kwargs, **kwargs},
+                               self.pretrained, size=self.size, runtime=self.runtime)
+                     for train, kwargs in self.select.candidates())
 
     def variant(self) -> dict[str, Any]:
         """What makes this row differ from the registered method, by name: size, science
@@ -107,6 +128,8 @@ class MethodRun:
         out.update(self.model_kwargs)
         if self.pretrained:
             out["pretrained"] = self.pretrained
+        if self.select is not None:
+            out["select"] = "+".join(self.select.keys())
         return out
 
     @property
@@ -117,10 +140,14 @@ class MethodRun:
         return f"{self.method}[{','.join(parts)}]" if parts else self.method
 
     def to_dict(self) -> dict[str, Any]:
-        """The form stored in config.yaml and done.json (``from_dict`` reads it back)."""
-        return {"label": self.label, "method": self.method, "train": self.train.to_dict(),
-                "runtime": self.runtime.to_dict(), "model_kwargs": dict(self.model_kwargs),
-                "size": self.size, "pretrained": self.pretrained}
+        """The form stored in config.yaml and done.json (``from_dict`` reads it back); "select"
+        only where the run has one, so records of runs without are unchanged."""
+        out = {"label": self.label, "method": self.method, "train": self.train.to_dict(),
+               "runtime": self.runtime.to_dict(), "model_kwargs": dict(self.model_kwargs),
+               "size": self.size, "pretrained": self.pretrained}
+        if self.select is not None:
+            out["select"] = self.select.to_dict()
+        return out
 
     def science(self) -> dict[str, Any]:
         """``to_dict`` without the runtime overrides: what identifies the row's results."""
@@ -141,7 +168,7 @@ class MethodRun:
             raise ChmflError(f"experiment method entry has unknown keys: {', '.join(sorted(unknown))}")
         run = cls(entry["method"], dict(entry.get("train") or {}), dict(entry.get("model_kwargs") or {}),
                   entry.get("pretrained"), size=entry.get("size"),
-                  runtime=RuntimeOverrides.of(entry.get("runtime")))
+                  runtime=RuntimeOverrides.of(entry.get("runtime")), select=entry.get("select"))
         label = entry.get("label")
         return run if not label or label == run.label else cls(**{**run.__dict__, "name": label})
 

@@ -34,6 +34,7 @@ class Results:
     metrics: pd.DataFrame
     timing: pd.DataFrame | None
     notes: list[str] = field(default_factory=list)
+    selection: pd.DataFrame | None = None  # selection.csv: nested selection's picks and inner scores
 
     @property
     def experiment(self) -> str | None:
@@ -163,7 +164,8 @@ def _read_yaml(path: Path) -> dict:
 
 
 def load_results(results_dir: str | Path) -> Results:
-    """Read ``config.yaml``, ``splits.json``, ``predictions.csv``, ``metrics.csv``, ``timing.csv``."""
+    """Read ``config.yaml``, ``splits.json``, ``predictions.csv``, ``metrics.csv``, ``timing.csv``
+    and, where a run selected its settings, ``selection.csv``."""
     from chmfl.cv.splits import load_splits
 
     root = Path(results_dir)
@@ -196,7 +198,12 @@ def load_results(results_dir: str | Path) -> Results:
         notes.append("timing.csv is missing: no run-time table.")
     if metrics.empty:
         raise ChmflError(f"{met_path}: no metric rows")
+    selection = None
+    if (root / "selection.csv").is_file():
+        selection = _read_csv(root / "selection.csv", ("method", "repeat", "fold", "candidate", "settings",
+                                                        "metric", "score", "picked"))
+        selection["picked"] = selection["picked"].astype(str).str.lower() == "true"
     skipped = config.get("skipped")
     if skipped:
         notes.append("Skipped by the run: " + "; ".join(map(str, skipped if isinstance(skipped, list) else [skipped])))
-    return Results(root, config, splits, predictions, metrics, timing, notes)
+    return Results(root, config, splits, predictions, metrics, timing, notes, selection)

@@ -10,7 +10,7 @@ from importlib import metadata
 import yaml
 
 from chmfl import __version__
-from chmfl.report import calibration_figs, figures, images, protocol, statistics, tables
+from chmfl.report import calibration_figs, figures, images, protocol, selection, statistics, tables
 from chmfl.report import survival as surv
 from chmfl.report.html import Details, KeyValues, Note
 from chmfl.report.load import Results
@@ -246,6 +246,7 @@ def run_time(res: Results, safe: Safe) -> Iterator:
 SECTIONS = (
     ("Classification", "classification", classification),
     ("Statistics", "statistics", statistics.section),
+    ("Nested selection", "selection", selection.section),
     ("ROC curves", "roc", roc),
     ("Survival", "survival", survival),
     ("Confusion matrices", "confusion", confusion),
