@@ -115,7 +115,7 @@ def test_cli_bad_input_one_line_no_output(tmp_path, capsys):
 def test_speed_options_flag_is_recorded_and_overridable(cache, tmp_path):
     out = tmp_path / "res"
     rc = main(["cv", "--data", str(cache), "--out", str(out), "--methods", "chmfl", "--folds", "2",
-               "--epochs", "1", "--speed-options", "--set", "inplace_abn=false", "--set", "batch_size=2",
+               "--repeats", "1", "--epochs", "1", "--speed-options", "--set", "inplace_abn=false", "--set", "batch_size=2",
                "--set", "precision=32", "--no-progress"])
     assert rc == 0
     done = json.loads((out / "chmfl" / "repeat_0" / "fold_0" / "done.json").read_text())
@@ -138,7 +138,8 @@ def test_finished_fold_is_reused_when_only_runtime_settings_differ(cache, tmp_pa
     identity: the same experiment with --speed-options reuses every finished fold; other
     science in the same folder is refused, naming what differs."""
     args = ["cv", "--data", str(cache), "--out", str(tmp_path), "--methods", "chmfl[size=demo],suvmax-volume",
-            "--folds", "2", "--epochs", "1", "--set", "batch_size=2", "--set", "precision=32", "--no-progress"]
+            "--folds", "2", "--repeats", "1", "--epochs", "1", "--set", "batch_size=2", "--set", "precision=32",
+            "--no-progress"]
     assert main(args) == 0
     stamps = _fold_stamps(tmp_path)
     assert len(stamps) == 4 and (tmp_path / "chmfl[size=demo]").is_dir()

@@ -74,7 +74,7 @@ def test_cv_with_two_ddp_ranks_writes_one_complete_record(tmp_path):
         pytest.skip(f"the chmfl console script is not installed beside {sys.executable}")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCAL_RANK", "WORLD_SIZE", "MASTER_"))}
     run = subprocess.run([str(exe), "cv", "--data", str(cache), "--out", "res", "--methods",
-                          "chmfl,suvmax-volume", "--folds", "2", "--epochs", "2", "--set", "devices=2",
+                          "chmfl,suvmax-volume", "--folds", "2", "--repeats", "1", "--epochs", "2", "--set", "devices=2",
                           "--set", "accelerator=cpu", "--set", "precision=32", "--no-progress"],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=280)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -13,9 +13,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="results folder (new, empty, or an earlier run's to continue it)")
     p.add_argument("--epochs", type=positive_int,
                    help="maximum epochs for neural methods (default: the experiment's or preset's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the splits and of every fit")
-    p.add_argument("--preset", choices=("paper", "robust"), default="paper",
-                   help="training settings: the paper's (faithful) or chmfl's robust ones")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the splits (repeat r: seed + r) and of every fit (0 is the development "
+                        "split the demo's settings were chosen on)")
+    p.add_argument("--preset", default="paper", metavar="paper|sample-bn-aug",
+                   help="training settings: the paper's (faithful) or sample-bn-aug (per-patient "
+                        "BatchNorm statistics at prediction + augmentation; exploratory, docs/training.md; "
+                        "formerly 'robust')")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training setting for every method, science (e.g. batch_size=4, "
                         "lr=0.001) or runtime (e.g. precision=32, num_threads=1) (repeatable; none by default)")
@@ -55,8 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='comma-separated method names (chmfl methods), each optionally with a variant: '
                         'NAME[key=value,...] where a key is a training setting, a network option or '
                         'size (e.g. "chmfl[size=demo],hc-rf" or "chmfl[seg_weight=0.3]")')
-    p.add_argument("--folds", type=int, default=6, help="cross-validation folds (2 up to the smaller class)")
-    p.add_argument("--repeats", type=positive_int, default=1, help="cross-validation repeats, each with new splits")
+    p.add_argument("--folds", type=int, default=6, help="cross-validation folds per repeat (2 up to the smaller class)")
+    p.add_argument("--repeats", type=positive_int, default=5,
+                   help="cross-validation repeats, each with its own split")
     p.add_argument("--reference", help="method the t-tests compare against (default: chmfl if listed, else the last method)")
     _horizon(p)
     p.add_argument("--endpoint", choices=("dm", "dm-free-survival"), default="dm",

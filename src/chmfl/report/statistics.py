@@ -142,3 +142,39 @@ def holm_marks(res: Results, alpha: float = ALPHA) -> dict[tuple[str, str], bool
     c = _comparisons(res)
     return {(r["method"], r["metric"]): (not math.isnan(r["p_holm"]) and r["p_holm"] < alpha)
             for r in c.to_dict("records") if r["metric"] in FOLD_LEVEL_METRICS and r["versus"] == res.reference}
+
+
+def _seeds(res: Results) -> str:
+    seeds = [r.get("seed") for r in (res.splits or {}).get("repeats", [])]
+    return f"; split seeds {', '.join(map(str, seeds))}" if seeds else ""
+
+
+def summary_lines(res: Results) -> list[str]:
+    """The headline as text (what ``chmfl demo`` prints): per method the mean fold AUC with its
+    corrected 95% CI, each comparison's AUC difference with its corrected CI, p and
+    Holm-adjusted p, and the minimum detectable AUC difference."""
+    s = method_summary(res.metrics, res.predictions)
+    auc = s[(s["metric"] == "auc") & (s["level"] == "fold")].set_index("method")
+    c = _comparisons(res)
+    c_auc = c[c["metric"] == "auc"].set_index("method") if not c.empty else c
+    ref = res.reference
+    lines = [f"{_design(res)}{_seeds(res)}",
+             "AUC: mean over the test folds [Nadeau-Bengio corrected 95% CI]"
+             + (f"; vs {ref}: paired corrected resampled t-test, p (Holm across all {int(c['p'].notna().sum())} "
+                "comparisons of comparisons.csv)" if ref and not c.empty else "")]
+    width = max(len(m) for m in res.methods)
+    for m in [m for m in res.methods if m in auc.index]:
+        r = auc.loc[m]
+        text = f"  {m:<{width}}  {mean_ci(r['estimate'], r['low'], r['high'])}"
+        if m == ref:
+            text += "  (reference)"
+        elif m in c_auc.index and c_auc.loc[m, "versus"] == ref:
+            d = c_auc.loc[m]
+            text += (f"  Δ {mean_ci(d['diff'], d['low'], d['high'])}  p {fmt_p(d['p'])}  "
+                     f"p(Holm) {fmt_p(d['p_holm'])}")
+        lines.append(text)
+    mdd = c[(c["metric"] == "auc") & c["mdd"].notna()] if not c.empty else c
+    if len(mdd):
+        parts = ", ".join(f"{r['method']} vs {r['versus']} {fmt(r['mdd'])}" for r in mdd.to_dict("records"))
+        lines.append(f"Smallest AUC difference this design detects with {POWER:.0%} power (α = {ALPHA}): {parts}")
+    return lines
