@@ -69,3 +69,25 @@ def test_statistics_section_and_calibration_figures(full_report):
     for name in ("reliability", "decision_curve"):
         assert (root / "figures" / f"{name}.png").stat().st_size > 1000
     assert "Nadeau-Bengio" in (root / "tables" / "summary.md").read_text()
+
+
+def test_summary_lines_quote_the_corrected_numbers(full_report):
+    """What ``chmfl demo`` prints: per method the corrected mean AUC and CI, against the
+    reference the paired Δ, p and Holm p of comparisons.csv, and the MDD line."""
+    from chmfl.report.load import load_results
+    from chmfl.report.render import fmt, fmt_p, mean_ci
+    from chmfl.report.statistics import summary_lines
+
+    root, _ = full_report
+    lines = summary_lines(load_results(root))
+    metrics = pd.read_csv(root / "metrics.csv", dtype={"fold": str})
+    s = method_summary(metrics)
+    c = paired_comparisons(metrics, "chmfl")
+    assert lines[0].startswith("2 repeat(s) × 2 folds") and "split seeds" in lines[0]
+    hc = next(ln for ln in lines if ln.strip().startswith("hc-rf"))
+    auc = s[(s.method == "hc-rf") & (s.metric == "auc") & (s.level == "fold")].iloc[0]
+    d = c[(c.method == "hc-rf") & (c.metric == "auc")].iloc[0]
+    assert mean_ci(auc["estimate"], auc["low"], auc["high"]) in hc
+    assert f"Δ {mean_ci(d['diff'], d['low'], d['high'])}" in hc and f"p(Holm) {fmt_p(d['p_holm'])}" in hc
+    assert any(ln.strip().startswith("chmfl") and ln.endswith("(reference)") for ln in lines)
+    assert lines[-1].startswith("Smallest AUC difference") and f"hc-rf vs chmfl {fmt(d['mdd'])}" in lines[-1]
