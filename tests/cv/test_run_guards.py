@@ -84,16 +84,3 @@ def test_demo_pins_fp32_and_two_threads_even_with_amx(monkeypatch):
     _, settings = fold_settings(exp, exp.methods[-1], RunOptions())
     assert resolve_precision(settings.precision, "cpu") == "32-true" and settings.num_threads == 2
     assert resolve_precision("auto", "cpu") == "bf16-mixed"  # what the demo used to get there
-
-
-def test_demo_summary_quotes_pooled_auc_and_dice(tmp_path):
-    from chmfl.demo import demo_summary
-
-    pd.DataFrame([
-        {"method": "suvmax-volume", "repeat": 0, "fold": "all", "metric": "auc", "value": 0.8},
-        {"method": "chmfl[light]", "repeat": 0, "fold": "0", "metric": "auc", "value": 0.5},
-        {"method": "chmfl[light]", "repeat": 0, "fold": "all", "metric": "auc", "value": 0.7312},
-        {"method": "chmfl[light]", "repeat": 0, "fold": "all", "metric": "dsc", "value": 0.7409},
-    ]).to_csv(tmp_path / "metrics.csv", index=False)
-    assert demo_summary(tmp_path) == ["suvmax-volume: pooled AUC 0.800",
-                                      "chmfl[light]: pooled AUC 0.731, Dice 0.741"]

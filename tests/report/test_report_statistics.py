@@ -90,4 +90,8 @@ def test_summary_lines_quote_the_corrected_numbers(full_report):
     assert mean_ci(auc["estimate"], auc["low"], auc["high"]) in hc
     assert f"Δ {mean_ci(d['diff'], d['low'], d['high'])}" in hc and f"p(Holm) {fmt_p(d['p_holm'])}" in hc
     assert any(ln.strip().startswith("chmfl") and ln.endswith("(reference)") for ln in lines)
+    if "dsc" in set(metrics["metric"]):
+        dsc = s[(s.method == "chmfl") & (s.metric == "dsc") & (s.level == "fold")].iloc[0]
+        assert f"Dice of chmfl's mask (no contour input; mean over the test folds) " \
+               f"{mean_ci(dsc['estimate'], dsc['low'], dsc['high'])}" in lines
     assert lines[-1].startswith("Smallest AUC difference") and f"hc-rf vs chmfl {fmt(d['mdd'])}" in lines[-1]

@@ -152,7 +152,8 @@ def _seeds(res: Results) -> str:
 def summary_lines(res: Results) -> list[str]:
     """The headline as text (what ``chmfl demo`` prints): per method the mean fold AUC with its
     corrected 95% CI, each comparison's AUC difference with its corrected CI, p and
-    Holm-adjusted p, and the minimum detectable AUC difference."""
+    Holm-adjusted p, the mean Dice of the methods that segment, and the minimum detectable AUC
+    difference."""
     s = method_summary(res.metrics, res.predictions)
     auc = s[(s["metric"] == "auc") & (s["level"] == "fold")].set_index("method")
     c = _comparisons(res)
@@ -173,6 +174,11 @@ def summary_lines(res: Results) -> list[str]:
             text += (f"  Δ {mean_ci(d['diff'], d['low'], d['high'])}  p {fmt_p(d['p'])}  "
                      f"p(Holm) {fmt_p(d['p_holm'])}")
         lines.append(text)
+    dsc = s[(s["metric"] == "dsc") & (s["level"] == "fold")].set_index("method")
+    for m in [m for m in res.methods if m in dsc.index]:
+        r = dsc.loc[m]
+        lines.append(f"Dice of {m}'s mask (no contour input; mean over the test folds) "
+                     f"{mean_ci(r['estimate'], r['low'], r['high'])}")
     mdd = c[(c["metric"] == "auc") & c["mdd"].notna()] if not c.empty else c
     if len(mdd):
         parts = ", ".join(f"{r['method']} vs {r['versus']} {fmt(r['mdd'])}" for r in mdd.to_dict("records"))

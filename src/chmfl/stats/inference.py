@@ -36,7 +36,7 @@ from chmfl.stats.metrics import CALIBRATION_METRICS, CLASSIFICATION_METRICS
 from chmfl.stats.rows import POOLED_FOLD
 from chmfl.stats.summary import normalize_metrics
 
-FOLD_LEVEL_METRICS = ("accuracy", "sensitivity", "specificity", "auc")
+FOLD_LEVEL_METRICS = ("accuracy", "sensitivity", "specificity", "auc", "dsc")  # dsc: methods that segment
 POOLED_LEVEL_METRICS = CLASSIFICATION_METRICS + CALIBRATION_METRICS
 ALPHA, POWER, BOOTSTRAP_N, BOOTSTRAP_SEED = 0.05, 0.8, 2000, 0
 SUMMARY_COLUMNS = ("method", "metric", "level", "estimate", "low", "high", "interval", "se", "sd", "n",
