@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import pandas as pd
 import pytest
 from tests.synthetic import write_cache
 
