@@ -95,3 +95,17 @@ def test_summary_lines_quote_the_corrected_numbers(full_report):
         assert f"Dice of chmfl's mask (no contour input; mean over the test folds) " \
                f"{mean_ci(dsc['estimate'], dsc['low'], dsc['high'])}" in lines
     assert lines[-1].startswith("Smallest AUC difference") and f"hc-rf vs chmfl {fmt(d['mdd'])}" in lines[-1]
+
+
+def test_summary_lines_with_two_decimals(full_report):
+    """The demo prints two decimals (CHMFL's third varies with the CPU's vector instructions)."""
+    import re
+
+    from chmfl.report.load import load_results
+    from chmfl.report.statistics import summary_lines
+
+    root, _ = full_report
+    lines = summary_lines(load_results(root), digits=2)
+    hc = next(ln for ln in lines if ln.strip().startswith("hc-rf"))
+    numbers = re.findall(r"-?\d+\.\d+", hc)
+    assert numbers and all(len(n.split(".")[1]) == 2 for n in numbers), hc

@@ -47,10 +47,11 @@ def fmt(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def fmt_p(p: float) -> str:
+def fmt_p(p: float, digits: int = 3) -> str:
     if p is None or math.isnan(p):
         return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    least = 10.0 ** -digits
+    return f"<{least:.{digits}f}" if p < least else f"{p:.{digits}f}"
 
 
 def mean_sd(mean: float, sd: float, mark: str = "") -> str:
@@ -59,12 +60,12 @@ def mean_sd(mean: float, sd: float, mark: str = "") -> str:
     return f"{fmt(mean)} ± {fmt(sd)}{mark}" if not math.isnan(sd) else f"{fmt(mean)}{mark}"
 
 
-def mean_ci(mean: float, low: float, high: float) -> str:
+def mean_ci(mean: float, low: float, high: float, digits: int = 3) -> str:
     if mean is None or math.isnan(mean):
         return "–"
     if math.isnan(low):
-        return fmt(mean)
-    return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}]"
+        return fmt(mean, digits)
+    return f"{fmt(mean, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
 
 
 def to_markdown(table: Table) -> str:

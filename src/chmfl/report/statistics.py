@@ -149,11 +149,11 @@ def _seeds(res: Results) -> str:
     return f"; split seeds {', '.join(map(str, seeds))}" if seeds else ""
 
 
-def summary_lines(res: Results) -> list[str]:
+def summary_lines(res: Results, digits: int = 3) -> list[str]:
     """The headline as text (what ``chmfl demo`` prints): per method the mean fold AUC with its
     corrected 95% CI, each comparison's AUC difference with its corrected CI, p and
     Holm-adjusted p, the mean Dice of the methods that segment, and the minimum detectable AUC
-    difference."""
+    difference, with ``digits`` decimals."""
     s = method_summary(res.metrics, res.predictions)
     auc = s[(s["metric"] == "auc") & (s["level"] == "fold")].set_index("method")
     c = _comparisons(res)
@@ -166,21 +166,21 @@ def summary_lines(res: Results) -> list[str]:
     width = max(len(m) for m in res.methods)
     for m in [m for m in res.methods if m in auc.index]:
         r = auc.loc[m]
-        text = f"  {m:<{width}}  {mean_ci(r['estimate'], r['low'], r['high'])}"
+        text = f"  {m:<{width}}  {mean_ci(r['estimate'], r['low'], r['high'], digits)}"
         if m == ref:
             text += "  (reference)"
         elif m in c_auc.index and c_auc.loc[m, "versus"] == ref:
             d = c_auc.loc[m]
-            text += (f"  Δ {mean_ci(d['diff'], d['low'], d['high'])}  p {fmt_p(d['p'])}  "
-                     f"p(Holm) {fmt_p(d['p_holm'])}")
+            text += (f"  Δ {mean_ci(d['diff'], d['low'], d['high'], digits)}  p {fmt_p(d['p'], digits)}  "
+                     f"p(Holm) {fmt_p(d['p_holm'], digits)}")
         lines.append(text)
     dsc = s[(s["metric"] == "dsc") & (s["level"] == "fold")].set_index("method")
     for m in [m for m in res.methods if m in dsc.index]:
         r = dsc.loc[m]
         lines.append(f"Dice of {m}'s mask (no contour input; mean over the test folds) "
-                     f"{mean_ci(r['estimate'], r['low'], r['high'])}")
+                     f"{mean_ci(r['estimate'], r['low'], r['high'], digits)}")
     mdd = c[(c["metric"] == "auc") & c["mdd"].notna()] if not c.empty else c
     if len(mdd):
-        parts = ", ".join(f"{r['method']} vs {r['versus']} {fmt(r['mdd'])}" for r in mdd.to_dict("records"))
+        parts = ", ".join(f"{r['method']} vs {r['versus']} {fmt(r['mdd'], digits)}" for r in mdd.to_dict("records"))
         lines.append(f"Smallest AUC difference this design detects with {POWER:.0%} power (α = {ALPHA}): {parts}")
     return lines
