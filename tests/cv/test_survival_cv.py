@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not (BUNDLE / "manifest.csv").is_file(), reason=
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("surv")
     assert main(["cv", "--data", str(BUNDLE), "--out", str(out), "--endpoint", "dm-free-survival",
-                 "--methods", "cox-suvmax-volume,clinical", "--folds", "3", "--seed", "1",
+                 "--methods", "cox-suvmax-volume,clinical", "--folds", "3", "--repeats", "1", "--seed", "1",
                  "--no-progress"]) == 0
     return out
 
@@ -79,7 +79,7 @@ def test_survival_methods_refused_on_the_binary_endpoint(tmp_path, capsys):
 
 def test_horizon_days_relabels_and_counts_the_unknowns(tmp_path, caplog):
     out = tmp_path / "h"
-    assert main(["cv", "--data", str(BUNDLE), "--out", str(out), "--methods", "suvmax-volume", "--folds", "3",
+    assert main(["cv", "--data", str(BUNDLE), "--out", str(out), "--methods", "suvmax-volume", "--folds", "3", "--repeats", "1",
                  "--horizon-days", "730", "--no-progress"]) == 0
     import yaml
 
