@@ -37,7 +37,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _horizon(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon-days", type=float, metavar="N",
                    help="label = DM within N days of the PET scan (e.g. 730); patients censored before "
-                        "N days are left out and counted (binary endpoint only)")
+                        "N days are left out and counted (binary endpoint only; default: the sheet's DM label, no horizon)")
+
+
 def _test_box(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-box", default="contour", metavar="contour|hotspot|contour,hotspot",
                    help="where test patients' boxes are placed: 'contour' (centred on the expert contour, "

@@ -8,7 +8,8 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("features", help="IBSI handcrafted features of PET and CT in the whole tumour contour (long CSV)")
     p.add_argument("source", help="cohort folder (IBSI, TCIA DICOM or nnU-Net layout; detected)")
-    p.add_argument("--clinical", help="INFOclinical_STS.xlsx or a CSV with patient_id,dm columns")
+    p.add_argument("--clinical", help="INFOclinical_STS.xlsx or a CSV with patient_id,dm columns "
+                   "(default: the cohort's labels.csv if any, else none: every patient with a contour, unlabelled)")
     p.add_argument("--out", required=True, help="FEATURES.csv (patient_id, modality, feature, value); "
                    "FEATURES.params.yaml is written beside it")
     p.add_argument("--params", help="parameter file (default: the IBSI validation configuration, "
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "for both images (default: the parameter file's: CT 1 mm, PET 3 mm)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--cache", help="per-patient cache folder (default: features_cache/ beside --out)")
-    p.add_argument("--layout", choices=("ibsi", "tcia", "nnunet"), help="skip layout detection")
+    p.add_argument("--layout", choices=("ibsi", "tcia", "nnunet"), help="skip layout detection (default: detected)")
     p.set_defaults(func=run)
 
 
