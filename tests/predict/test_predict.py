@@ -4,9 +4,11 @@ DICOM SEG that reads back, clean refusals."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pydicom
+import pytest
 from tests.predict.conftest import _small_cache
 
 from chmfl.cli.main import main
