@@ -467,5 +467,6 @@ def _timing_row(job: FoldJob) -> dict:
     rec = json.loads((job.out / "done.json").read_text())
     runtime = rec.get("runtime") or rec.get("train") or {}  # older records: one flat "train"
     return {"method": job.label, "repeat": job.repeat, "fold": job.fold, "fit_s": rec["fit_s"],
+            "fit_cpu_s": rec.get("fit_cpu_s"),  # absent in records written before it was kept
             "predict_s": rec["predict_s"], "peak_rss_gb": rec["peak_rss_gb"], "epochs": rec["epochs"],
             "device": rec.get("device", "cpu"), "precision": rec.get("precision") or runtime.get("precision")}

@@ -14,7 +14,7 @@ from torch import nn
 
 from chmfl.errors import ChmflError
 
-NORMS = ("batch", "group4", "group8", "group16", "instance")
+NORMS = ("batch", "group4", "group8", "group16", "instance", "none")
 
 CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 CONVT = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -33,8 +33,11 @@ def make_norm(kind: str, channels: int, dims: int = 3) -> nn.Module:
     """Normalisation layer by name.
 
     ``groupN`` = GroupNorm with N channels per group (Table SIII "GN channels 4, 8, 16",
-    read as Wu & He's channels-per-group axis; see docs/methods.md).
+    read as Wu & He's channels-per-group axis; see docs/methods.md). ``none``: no
+    normalisation (identity), so features keep the absolute level of the input (issue 16).
     """
+    if kind == "none":
+        return nn.Identity()
     if kind == "batch":
         return _BN[dims](channels)
     if kind == "instance":

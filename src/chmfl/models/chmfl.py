@@ -11,6 +11,10 @@ Reading of Table SI: its "Details" column lists one conv per block, so by defaul
 just that conv; ``encoder_residual=True`` adds V-Net's residual conv stacks (1, 2, 3, 2 convs
 of 5x5x5 at levels 1-4) and V-Net's input-transition shortcut. docs/methods.md gives the
 FLOPs of both choices.
+
+``uptake_head=True`` (not in the paper; issue 16's candidate A, benchmarks/flagship/): the
+decoder's own soft tumour probability measures SUVmax, SUVmean and volume of the input PET,
+and these three numbers join the HMFL vector and reach the logits through a linear path.
 """
 
 from __future__ import annotations
@@ -134,6 +138,30 @@ class Classifier(nn.Module):
         return self.layers(x)  # (B, n_classes)
 
 
+UPTAKE_FEATURES = ("suvmax", "suvmean", "log_volume_fraction")
+VOLUME_EPS = 1e-3  # floor of the predicted volume fraction before the log
+
+
+def mask_uptake(pet: torch.Tensor, seg_logits: torch.Tensor) -> torch.Tensor:
+    """(B, 3) uptake inside the predicted tumour: max(p * PET), sum(p * PET) / sum(p) and
+    log(mean(p) + 1e-3), with p the softmax tumour probability of ``seg_logits`` (B, 2, ...)
+    and ``pet`` (B, 1, ...) the network's PET input. No contour is involved: p is the
+    network's own prediction. The values are in the PET input's units: with window
+    intensities (a fixed SUV / 10 for every patient) SUVmax and SUVmean keep their absolute
+    scale; the volume is a fraction of the fixed box, so it does not depend on the voxel size.
+    ``p`` is detached: the decoder learns only from Eq. (1)'s voxel term."""
+    if seg_logits.shape[2:] != pet.shape[2:]:
+        raise ChmflError(f"seg logits {tuple(seg_logits.shape)} do not match the PET {tuple(pet.shape)}")
+    p = torch.softmax(seg_logits.detach().float(), 1)[:, 1:2]  # (B, 1, D, H, W)
+    x = pet[:, :1].float()
+    weighted = (p * x).flatten(1)  # (B, N)
+    mass = p.flatten(1).sum(1)  # (B,)
+    suvmax = weighted.amax(1)
+    suvmean = weighted.sum(1) / mass.clamp_min(1e-6)
+    log_volume = torch.log(p.flatten(1).mean(1) + VOLUME_EPS)
+    return torch.stack([suvmax, suvmean, log_volume], 1)  # (B, 3)
+
+
 class CHMFL(nn.Module):
     """CHMFL: PET and CT branches, HMFL over 5 scales, CFL decoder (Eq. 1).
 
@@ -142,7 +170,9 @@ class CHMFL(nn.Module):
     ``decoder_convs``/``decoder_kernel``/``decoder_style``: convs, kernel and form of each
     decoder residual unit (default: Table SI's widths, 2 convs of 5x5x5 per level;
     ``decoder_style="vnet"`` keeps V-Net's concatenated widths, e.g. with convs 2, 2, 1, 1).
-    ``hidden``/``dropout``: the FC head.
+    ``hidden``/``dropout``: the FC head. ``uptake_head``: the head also takes
+    ``mask_uptake`` of the decoder's prediction (not in the paper; the decoder is then needed
+    for the DM logits too).
     """
 
     segments = True  # has the CFL decoder: trained with Eq. (1)
@@ -157,22 +187,30 @@ class CHMFL(nn.Module):
     def __init__(self, norm: str = "batch", encoder_residual: bool = False,
                  decoder_convs: Sequence[int] = DECODER_CONVS, decoder_kernel: int = 5,
                  hidden: Sequence[int] = HIDDEN, dropout: float = 0.5, widths: Sequence[int] = WIDTHS,
-                 decoder_style: str = "tableSI", n_outputs: int = 2):
+                 decoder_style: str = "tableSI", n_outputs: int = 2, uptake_head: bool = False):
         super().__init__()
         widths = tuple(widths)
+        if uptake_head and not self.segments:
+            raise ChmflError(f"{type(self).__name__} has no decoder: uptake_head needs its predicted mask")
         cin = 2 if self.needs_mask else 1
         self.pet_encoder = Encoder(cin, widths, norm, encoder_residual)
         self.ct_encoder = Encoder(cin, widths, norm, encoder_residual)
         levels = tuple(range(len(widths))) if self.hmfl else (len(widths) - 1,)
         self.fusion = HierarchicalFusion(levels)
         # n_outputs: 2 DM logits, or 1 risk score for the Cox head of chmfl-surv
-        self.classifier = Classifier(sum(2 * widths[i] for i in levels), hidden, dropout, n_outputs)
+        n_uptake = len(UPTAKE_FEATURES) if uptake_head else 0
+        self.classifier = Classifier(sum(2 * widths[i] for i in levels) + n_uptake, hidden, dropout, n_outputs)
         self.decoder = None
         if self.segments:
             fused = [2 * w for w in widths]
             ups = tuple(max(w // 2, 1) for w in widths[1:])[::-1]  # 128, 64, 32, 16
             self.decoder = ConstrainedDecoder(fused[-1], fused[-2::-1], ups, tuple(decoder_convs),
                                               decoder_kernel, norm, style=decoder_style)
+        # the linear path from the 3 uptake numbers straight to the logits (a logistic
+        # regression on them, as the floor), beside the FC head that also sees them
+        self.uptake_linear = nn.Linear(n_uptake, n_outputs) if uptake_head else None
+        if uptake_head:
+            self.decoder_optional = False  # the DM logits need the predicted mask
         init_he(self)
 
     def forward(self, pet: torch.Tensor, ct: torch.Tensor, mask: torch.Tensor | None = None,
@@ -184,14 +222,26 @@ class CHMFL(nn.Module):
             pet, ct = torch.cat([pet, mask.to(pet.dtype)], 1), torch.cat([ct, mask.to(ct.dtype)], 1)
         pet_maps, ct_maps = self.pet_encoder(pet), self.ct_encoder(ct)
         vector = self.fusion.pool_pair(pet_maps, ct_maps)  # (B, 992) with HMFL, (B, 512) without
-        logits = self.classifier(vector)
+        logits = self.classifier(vector) if self.uptake_linear is None else None
         seg = None
         if self.decoder is not None:
             deep = torch.cat([pet_maps[-1], ct_maps[-1]], 1)  # (B, 2 w_4, ...)
             # horizontal connections as (PET, CT) pairs, deep to shallow: the decoder
             # concatenates them with its Up_Conv output
             seg = self.decoder(deep, list(zip(pet_maps, ct_maps))[-2::-1])
+        if logits is None:
+            logits, vector = self._uptake_logits(pet, seg, vector)
         return ModelOutput(logits=logits, seg_logits=seg, features=vector)
+
+    def _uptake_logits(self, pet: torch.Tensor, seg: torch.Tensor | None,
+                       vector: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """DM logits of ``uptake_head``: the FC head on [pooled features, uptake] plus the
+        linear path from the uptake; returns (logits, the head's input vector)."""
+        if seg is None:
+            raise ChmflError(f"{type(self).__name__} with uptake_head needs its decoder for the DM logits")
+        uptake = mask_uptake(pet, seg).to(vector.dtype)  # (B, 3)
+        vector = torch.cat([vector, uptake], 1)
+        return self.classifier(vector) + self.uptake_linear(uptake), vector
 
 
 class CFL(CHMFL):
