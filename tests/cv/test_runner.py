@@ -57,6 +57,10 @@ def test_results_folder_contract(finished):
         assert (fold / name).is_file(), name
     assert len(list((fold / "masks").glob("*.nii.gz"))) == 6
     assert not (fold / "work").exists()  # checkpoints removed once a fold is done
+    done = json.loads((fold / "done.json").read_text())
+    assert 0 < done["fit_cpu_s"] and done["fit_s"] > 0  # CPU seconds of the fit kept beside wall
+    timing = pd.read_csv(finished / "timing.csv")
+    assert (timing["fit_cpu_s"] > 0).all()
 
 
 def test_same_run_twice_is_identical(finished, cache, tmp_path):
