@@ -120,3 +120,18 @@ def test_statistics_tables_names():
     assert set(tables) == {"summary.csv", "comparisons.csv"}
     single = statistics_tables(_metrics(pred[pred.method == "chmfl"]), None, "chmfl")
     assert single["comparisons.csv"].empty and not single["summary.csv"].empty
+
+
+def test_design_folds_given_when_only_some_folds_finished():
+    """Two of K = 3 folds finished: with k=K the ratio stays the design's n_test/n_train."""
+    pred = _predictions(repeats=1)
+    part = pred[pred["fold"] < 2]
+    metrics = _metrics(part)
+    detected = method_summary(metrics)
+    design = method_summary(metrics, k=K)
+    auc = lambda s: s[(s.method == "chmfl") & (s.metric == "auc") & (s.level == "fold")].iloc[0]  # noqa: E731
+    assert auc(detected)["test_train_ratio"] == 1.0 and auc(design)["test_train_ratio"] == 0.5
+    fold_aucs = [roc_auc_score(g.label, g.probability) for _, g in part[part.method == "chmfl"].groupby("fold")]
+    assert auc(design)["high"] == pytest.approx(corrected_resampled_t(fold_aucs, 0.5).high)
+    c = statistics_tables(metrics, part, "chmfl", k=K)["comparisons.csv"]
+    assert (c["test_train_ratio"] == 0.5).all() and (c["n"] == 2).all()

@@ -408,16 +408,17 @@ def _worker_threads(threads: int) -> None:
 
 
 def write_summaries(out: Path, preds: pd.DataFrame, jobs: Sequence[FoldJob], reference: str | None = None,
-                    endpoint: str = "dm") -> None:
+                    endpoint: str = "dm", k: int | None = None) -> None:
     """Top-level predictions.csv, metrics.csv (per fold and pooled), timing.csv, and
     summary.csv / comparisons.csv computed from those two files alone (chmfl.stats.inference).
     On the DM-free survival endpoint the metrics are survival metrics (``cv.survival``) and the
-    summaries those of the C-indices (``stats.survival.survival_statistics_tables``)."""
+    summaries those of the C-indices (``stats.survival.survival_statistics_tables``). ``k``: the
+    design's folds per repeat when ``jobs`` hold only the finished part of a run."""
     from chmfl.stats import statistics_tables
 
     if endpoint == "dm":
         metrics = pd.DataFrame(_classification_rows(preds) + _seg_rows(jobs))
-        tables = statistics_tables(metrics, preds, reference)
+        tables = statistics_tables(metrics, preds, reference, k)
     else:
         from chmfl.cv.survival import survival_metric_rows
         from chmfl.stats.survival import survival_statistics_tables

@@ -93,11 +93,13 @@ def _pooled_rows(df: pd.DataFrame, method: str, boot: dict, k: int) -> list[dict
 
 
 def method_summary(metrics: pd.DataFrame, predictions: pd.DataFrame | None = None, alpha: float = ALPHA,
-                   n_boot: int = BOOTSTRAP_N, seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
+                   n_boot: int = BOOTSTRAP_N, seed: int = BOOTSTRAP_SEED, k: int | None = None) -> pd.DataFrame:
     """Per method: fold-level metrics with the corrected CI, pooled metrics with the bootstrap
-    CI of their mean over repeats (needs ``predictions``). Columns: SUMMARY_COLUMNS."""
+    CI of their mean over repeats (needs ``predictions``). Columns: SUMMARY_COLUMNS.
+    ``k``: the design's folds per repeat (default: read from the rows; give it when only some
+    folds of a run finished, so that n_test/n_train stays the design's)."""
     df = normalize_metrics(metrics)
-    k = n_folds(df)
+    k = k or n_folds(df)
     ratio = kfold_test_train_ratio(k) if k >= 2 else np.nan
     rows = []
     for method in dict.fromkeys(df["method"]):
@@ -133,15 +135,16 @@ def _comparison(folds: pd.DataFrame, a: str, b: str, metric: str, ratio: float, 
 
 def paired_comparisons(metrics: pd.DataFrame, reference: str | None = None,
                        metric_names: tuple[str, ...] = FOLD_LEVEL_METRICS, alpha: float = ALPHA,
-                       power: float = POWER) -> pd.DataFrame:
+                       power: float = POWER, k: int | None = None) -> pd.DataFrame:
     """Each method vs ``reference`` (all pairs when it did not run) on every fold-level metric:
     corrected paired resampled t-test on the shared (repeat, fold) values, Holm-adjusted p
     across all rows (``p_holm``), and the minimum detectable difference at ``power`` with
     two-sided ``alpha`` (``mdd``) and at alpha/m, Holm's first step (``mdd_bonferroni``).
-    Columns: COMPARISON_COLUMNS; empty with fewer than two methods or two folds."""
+    Columns: COMPARISON_COLUMNS; empty with fewer than two methods or two folds. ``k`` as
+    for ``method_summary``."""
     df = normalize_metrics(metrics)
     folds = df[df["fold"] != POOLED_FOLD]
-    k = n_folds(df)
+    k = k or n_folds(df)
     methods = list(dict.fromkeys(df["method"]))
     rows = []
     if k >= 2:
@@ -158,7 +161,8 @@ def paired_comparisons(metrics: pd.DataFrame, reference: str | None = None,
 
 
 def statistics_tables(metrics: pd.DataFrame, predictions: pd.DataFrame | None,
-                      reference: str | None) -> dict[str, pd.DataFrame]:
-    """{"summary.csv": ..., "comparisons.csv": ...} for a results folder (docs/results-format.md)."""
-    return {"summary.csv": method_summary(metrics, predictions),
-            "comparisons.csv": paired_comparisons(metrics, reference)}
+                      reference: str | None, k: int | None = None) -> dict[str, pd.DataFrame]:
+    """{"summary.csv": ..., "comparisons.csv": ...} for a results folder (docs/results-format.md);
+    ``k`` the design's folds per repeat where not every fold is in ``metrics``."""
+    return {"summary.csv": method_summary(metrics, predictions, k=k),
+            "comparisons.csv": paired_comparisons(metrics, reference, k=k)}
