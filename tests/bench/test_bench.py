@@ -16,7 +16,8 @@ from chmfl.errors import ChmflError
 from chmfl.models.summary import summarize
 
 REQUIRED = ("chmfl_infer_s", "chmfl_train_step_s", "chmfl_train_gflops", "matmul_bf16_gflops",
-            "matmul_fp32_gflops", "peak_rss_gb", "precision", "threads")
+            "matmul_fp32_gflops", "peak_rss_gb", "precision", "threads",
+            "best_native_matmul_gflops", "chmfl_train_share_of_native")
 
 
 def test_bench_cli_tiny_run_writes_required_keys(tmp_path, capsys):
@@ -34,6 +35,17 @@ def test_bench_cli_tiny_run_writes_required_keys(tmp_path, capsys):
     assert res["peak_rss_gb"] >= res["chmfl_train_peak_rss_gb"] > 0
     assert 0 < res["chmfl_train_saved_gb"] < res["chmfl_train_peak_rss_gb"]
     assert "vnet_train_step_fp32_s" not in res
+    # the share is achieved / best native rate: bf16 only where the CPU runs it natively
+    from chmfl.methods.runtime import cpu_has_fast_bf16
+
+    native = ["matmul_fp32_gflops", *(["matmul_bf16_gflops"] if cpu_has_fast_bf16() else [])]
+    assert res["best_native_matmul_gflops"] == max(res[k] for k in native)
+    assert res["best_native_matmul_dtype"] == ("bf16" if res["best_native_matmul_gflops"] ==
+                                               res["matmul_bf16_gflops"] else "fp32")
+    assert res["chmfl_train_share_of_native"] == pytest.approx(
+        res["chmfl_train_gflops"] / res["best_native_matmul_gflops"])
+    # a run records the speed options it used: with no flag, the device's defaults (all on a CPU)
+    assert all(res["config"][k] is True for k in ("channels_last", "fast_wgrad", "inplace_abn", "fused_adam"))
     table = capsys.readouterr().out
     assert "CHMFL train step (s)" in table and "V-Net" not in table
 
@@ -93,7 +105,9 @@ def test_memory_options_halve_what_a_step_keeps_for_backward():
     from chmfl.methods.train_config import TrainConfig
 
     data = synthetic_case(box_shape(4))
-    plain = RuntimeConfig(precision="32", accelerator="cpu")
+    from chmfl.accel.options import NO_SPEED_OPTIONS
+
+    plain = RuntimeConfig(precision="32", accelerator="cpu").replace(**NO_SPEED_OPTIONS)
     low = plain.replace(inplace_abn=True, split_concat=True)
     _, _, saved_plain = train_step_timing("chmfl", {}, data, TrainConfig(), plain, repeats=1, warmup=0)
     _, _, saved_low = train_step_timing("chmfl", {}, data, TrainConfig(), low, repeats=1, warmup=0)
@@ -113,9 +127,27 @@ def test_speed_options_flag_sets_every_option(monkeypatch):
     monkeypatch.setattr(chmfl.bench, "run_bench", lambda cfg: seen.append(cfg) or {})
     monkeypatch.setattr(chmfl.bench, "format_table", lambda res: "")
     assert main(["bench", "--speed-options", "--mmap-threshold-mb", "4"]) == 0
+    assert main(["bench", "--no-speed-options", "--split-concat"]) == 0
     assert main(["bench"]) == 0
-    fast, plain = seen
+    fast, plain, auto = seen
     assert fast.channels_last and fast.fast_wgrad and fast.inplace_act and fast.inplace_abn
     assert fast.split_concat and fast.fused_adam and fast.mmap_threshold_mb == 4  # the threshold stays its own flag
-    assert not (plain.channels_last or plain.inplace_abn or plain.split_concat or plain.fused_adam
-                or plain.mmap_threshold_mb)
+    assert not (plain.channels_last or plain.inplace_abn or plain.fused_adam or plain.mmap_threshold_mb)
+    assert plain.split_concat is True  # a named flag adds to --no-speed-options
+    # no flag: each option is the device's default, decided when the bench runs
+    assert auto.channels_last is None and auto.fused_adam is None
+    cpu = auto.resolved()
+    assert cpu.channels_last and cpu.fast_wgrad and cpu.inplace_abn and cpu.split_concat and cpu.fused_adam
+
+
+def test_speed_option_defaults_follow_the_device_rule():
+    from chmfl.accel.options import SPEED_OPTIONS, SpeedOptions, device_defaults
+
+    assert device_defaults("cpu") == SPEED_OPTIONS  # every option measured faster on CPUs
+    gpu = device_defaults("cuda")
+    assert gpu["channels_last"] and gpu["fused_adam"] and not gpu["fast_wgrad"]
+    assert not any(device_defaults("mps").values())  # unknown device type: all off
+    explicit = SpeedOptions(inplace_abn=False, channels_last="auto").resolved("cpu")
+    assert explicit.inplace_abn is False and explicit.channels_last is True and explicit.is_resolved
+    with pytest.raises(ChmflError, match="true, false or auto"):
+        SpeedOptions(channels_last="yes")

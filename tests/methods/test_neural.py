@@ -231,13 +231,17 @@ def test_compiled_reduce_overhead_trains_like_eager(monkeypatch):
 def test_train_step_reads_nothing_back_from_the_device(monkeypatch, model, kwargs):
     """A training step's forward, Eq. (1) and backward never turn a tensor into a Python
     number: on a GPU each such read makes the host wait for the device before it may queue the
-    next step. (Adam reads its step counters, which PyTorch keeps on the host.)"""
+    next step. (Adam reads its step counters, which PyTorch keeps on the host.) With the speed
+    options a GPU gets by default (``device_defaults("cuda")``; the CPU's in-place activated
+    BatchNorm checks its gammas on the host, which costs nothing where there is no queue)."""
+    from chmfl.accel.options import device_defaults
     from chmfl.methods.runtime import settings
     from chmfl.methods.trainer import Trainer
 
     method = neural_method(model, model, kwargs, FAST)
     data = method._tensors(make_cases(2))
-    trainer = Trainer(method._build(), *settings(FAST), seed=0, progress=False)
+    train, runtime = settings(FAST)
+    trainer = Trainer(method._build(), train, runtime.replace(**device_defaults("cuda")), seed=0, progress=False)
     opt = trainer.optimizer
     reads, in_adam = [], []
     for name in ("item", "tolist", "__float__", "__int__", "__bool__"):

@@ -1,5 +1,11 @@
 """``SpeedOptions``: the speed and memory settings of a training run, and what applies them.
 
+The six options of ``SPEED_OPTIONS`` are on by default where they are faster on the device at
+hand: a field left ``None`` ("auto") is filled by ``device_defaults`` (the rule and its
+measurements are there) when the settings of a fold or a ``Trainer`` are resolved
+(``SpeedOptions.resolved``), and the resolved values are what results record. ``True`` /
+``False`` (``--speed-options``, ``--no-speed-options``, ``--set KEY=false``) override the rule.
+
 Every option keeps the network's function and parameters (each step equals the plain one up to
 float summation order), so none of them is part of what a result *is*: they are runtime
 settings (``chmfl.methods.runtime.RuntimeConfig``), stored with every result but left out of
@@ -25,14 +31,15 @@ CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 COMPILE_MODES = ("default", *CUDA_GRAPH_MODES, "max-autotune-no-cudagraphs")
 
 
+# None ("auto"): on where the device's rule says it is faster (``device_defaults``)
 @dataclass(frozen=True)
 class SpeedOptions:
-    channels_last: bool = False  # channels_last_3d memory format (accel/layout.py)
-    fast_wgrad: bool = False  # conv3d weight gradients as large GEMMs (accel/fastconv.py)
-    inplace_act: bool = False  # in-place ELUs: one activation less per conv block in training
-    fused_adam: bool = False  # Adam's update as one fused kernel per step (same update up to rounding)
-    inplace_abn: bool = False  # BatchNorm + ELU keep one map for backward (accel/lowmem.py)
-    split_concat: bool = False  # decoder convs read (up, PET, CT) apart: no concatenated copies
+    channels_last: bool | None = None  # channels_last_3d memory format (accel/layout.py)
+    fast_wgrad: bool | None = None  # conv3d weight gradients as large GEMMs (accel/fastconv.py)
+    inplace_act: bool | None = None  # in-place ELUs: one activation less per conv block in training
+    fused_adam: bool | None = None  # Adam's update as one fused kernel per step (same update up to rounding)
+    inplace_abn: bool | None = None  # BatchNorm + ELU keep one map for backward (accel/lowmem.py)
+    split_concat: bool | None = None  # decoder convs read (up, PET, CT) apart: no concatenated copies
     mmap_threshold_mb: float = 0.0  # >0: glibc malloc maps blocks from this size (process-wide; 0: default)
     compile: bool = False  # torch.compile (inductor) the network; the first steps pay the compile
     # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs on a GPU: one launch
@@ -41,6 +48,12 @@ class SpeedOptions:
 
     def __post_init__(self) -> None:
         coerce_fields(self, "speed option")
+        for key in AUTO_FIELDS:  # True, False or None / "auto" (the device's rule)
+            value = getattr(self, key)
+            if value == "auto":
+                object.__setattr__(self, key, None)
+            elif value is not None and not isinstance(value, bool):
+                raise ChmflError(f"speed option {key} must be true, false or auto, got {value!r}")
         if self.compile_mode not in COMPILE_MODES:
             raise ChmflError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, "
                              f"not {self.compile_mode!r}")
@@ -60,6 +73,16 @@ class SpeedOptions:
 
         return torch.channels_last_3d if self.channels_last else torch.contiguous_format
 
+    @property
+    def is_resolved(self) -> bool:
+        return all(getattr(self, k) is not None for k in AUTO_FIELDS)
+
+    def resolved(self, device: str) -> SpeedOptions:
+        """A copy with every "auto" option decided for ``device`` ("cpu" or "cuda"; the
+        device *type*) by ``device_defaults``; explicit True / False stay as they are."""
+        rule = device_defaults(device)
+        return dataclasses.replace(self, **{k: rule[k] for k in AUTO_FIELDS if getattr(self, k) is None})
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -73,13 +96,34 @@ SPEED_FIELDS = tuple(f.name for f in dataclasses.fields(SpeedOptions))
 # here: it slowed the 4 mm batch-4 step by 28%).
 SPEED_OPTIONS = {"channels_last": True, "fast_wgrad": True, "inplace_act": True,
                  "inplace_abn": True, "split_concat": True, "fused_adam": True}
+AUTO_FIELDS = tuple(SPEED_OPTIONS)  # the options "auto" decides; the rest default to off
+NO_SPEED_OPTIONS = dict.fromkeys(AUTO_FIELDS, False)  # ``--no-speed-options``: the plain step
+
+# The rule behind "auto", by device type only (deterministic, no timing at run time). Every
+# measurement of the six options together was faster on a CPU, whatever its vector units:
+# 1 mm step 60.3 -> 36.6 s on an AVX2 EPYC, 6.59 -> 3.70 s on an AMX Xeon in bf16 (issue 17),
+# and on this project's AVX-512 Xeon (docs/performance.md, "Fast by default"); where a CPU runs
+# bf16 the GEMM weight gradient steps aside by itself (fp32 only). On a GPU only channels_last
+# was measured faster (H200, 1 mm bf16 step 0.083 -> 0.049 s), and fused Adam is PyTorch's
+# fastest documented Adam there; the GEMM weight gradient is CPU-only, and the memory options
+# are untimed on a GPU, so they stay off there until measured.
+_CPU_DEFAULTS = dict(SPEED_OPTIONS)
+_CUDA_DEFAULTS = {**NO_SPEED_OPTIONS, "channels_last": True, "fused_adam": True}
+
+
+def device_defaults(device: str) -> dict[str, bool]:
+    """What "auto" means for each option of ``SPEED_OPTIONS`` on a device of type ``device``
+    ("cpu", "cuda"; any other type: all off)."""
+    return dict({"cpu": _CPU_DEFAULTS, "cuda": _CUDA_DEFAULTS}.get(device, NO_SPEED_OPTIONS))
 
 
 def apply(model: nn.Module, opts: SpeedOptions) -> nn.Module:
     """``model`` with the options of ``opts`` switched on (channels_last_3d weights, GEMM
     weight gradients, in-place ELUs, in-place activated BatchNorm, split decoder
-    concatenations, torch.compile; the malloc threshold for the process). In place; returns
-    ``model``."""
+    concatenations, torch.compile; the malloc threshold for the process). ``opts`` must be
+    resolved (``SpeedOptions.resolved``). In place; returns ``model``."""
+    if not opts.is_resolved:
+        raise ValueError("speed options must be resolved for a device before they are applied")
     from chmfl.accel.fastconv import set_inplace_activations, use_gemm_wgrad
     from chmfl.accel.layout import use_channels_last
     from chmfl.accel.lowmem import set_mmap_threshold, set_split_concat, use_inplace_abn

@@ -28,12 +28,13 @@ class BenchConfig:
     interop_threads: int = 0  # torch inter-op threads; 0 = torch's default
     repeats: int = 3  # timed runs per measurement (the median is reported)
     warmup: int = 1  # untimed runs before them
-    channels_last: bool = False  # channels_last_3d memory format for CHMFL
-    fast_wgrad: bool = False  # CHMFL convolution weight gradients as large GEMMs (accel/fastconv.py)
-    inplace_act: bool = False  # ELU in place (saves one activation per conv block)
-    inplace_abn: bool = False  # BatchNorm + ELU keep one map for backward (accel/lowmem.py)
-    split_concat: bool = False  # decoder convs read (up, PET, CT) apart (accel/lowmem.py)
-    fused_adam: bool = False  # Adam's update as one fused kernel
+    # the speed options of CHMFL's step (None: the device's default, accel.options.device_defaults)
+    channels_last: bool | None = None  # channels_last_3d memory format for CHMFL
+    fast_wgrad: bool | None = None  # CHMFL convolution weight gradients as large GEMMs (accel/fastconv.py)
+    inplace_act: bool | None = None  # ELU in place (saves one activation per conv block)
+    inplace_abn: bool | None = None  # BatchNorm + ELU keep one map for backward (accel/lowmem.py)
+    split_concat: bool | None = None  # decoder convs read (up, PET, CT) apart (accel/lowmem.py)
+    fused_adam: bool | None = None  # Adam's update as one fused kernel
     mmap_threshold_mb: float = 0  # glibc malloc maps blocks from this size during the step (0: default)
     compile: bool = False  # torch.compile (inductor) the CHMFL network
     compile_mode: str = "default"  # torch.compile's mode ("reduce-overhead": CUDA graphs on a GPU)
@@ -59,6 +60,13 @@ class BenchConfig:
             raise ChmflError(f"compile mode must be one of {', '.join(COMPILE_MODES)}, not {self.compile_mode!r}")
         if not self.voxel_mm > 0:
             raise ChmflError(f"voxel size must be > 0 mm, got {self.voxel_mm}")
+
+    def resolved(self) -> BenchConfig:
+        """A copy with every "auto" speed option decided for ``device`` (as a fold decides them)."""
+        from chmfl.accel.options import AUTO_FIELDS, SpeedOptions
+
+        speed = SpeedOptions(**{k: getattr(self, k) for k in AUTO_FIELDS}).resolved(self.device)
+        return dataclasses.replace(self, **{k: getattr(speed, k) for k in AUTO_FIELDS})
 
     def chmfl_options(self) -> dict[str, Any]:
         """Network options of the benchmarked CHMFL: the preset, then ``model_options``."""

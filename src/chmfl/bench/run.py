@@ -1,6 +1,7 @@
 """``run_bench``: every number of ``chmfl bench`` in one process, as one flat dict.
 
-Order: matrix-multiply rates (the machine's roofline), CHMFL FLOPs, CHMFL inference (with
+Order: matrix-multiply rates (the machine's roofline; ``best_native_matmul_gflops`` is the
+fastest of the dtypes the device runs natively), CHMFL FLOPs, CHMFL inference (with
 and without the segmentation decoder), CHMFL training step, then MONAI's V-Net in fp32 on the
 same box. Each timing is the median of ``repeats`` runs after ``warmup`` runs.
 """
@@ -111,6 +112,26 @@ def _vnet(cfg: BenchConfig, shape: tuple[int, int, int]) -> dict[str, Any]:
             "vnet_train_peak_rss_gb": peak, "vnet_train_saved_gb": saved}
 
 
+def native_dtypes(device: str) -> tuple[str, ...]:
+    """The matmul dtypes ``device`` runs natively: fp32 always; bf16 on a CPU with AMX or
+    AVX512-BF16 (elsewhere it is emulated, ~100x slower) and on a GPU that supports it."""
+    from chmfl.methods.runtime import cpu_has_fast_bf16
+
+    bf16 = torch.cuda.is_bf16_supported() if device == "cuda" else cpu_has_fast_bf16()
+    return ("fp32", "bf16") if bf16 else ("fp32",)
+
+
+def _native(res: dict[str, Any], device: str) -> dict[str, Any]:
+    """The machine's best native matmul rate and the step's share of it: the one ratio that
+    reads the same on any machine (bf16 where native, fp32 elsewhere)."""
+    rates = {d: res[f"matmul_{d}_gflops"] for d in native_dtypes(device) if f"matmul_{d}_gflops" in res}
+    if not rates or "chmfl_train_gflops" not in res:
+        return {}
+    dtype = max(rates, key=rates.__getitem__)
+    return {"best_native_matmul_gflops": rates[dtype], "best_native_matmul_dtype": dtype,
+            "chmfl_train_share_of_native": res["chmfl_train_gflops"] / rates[dtype]}
+
+
 def _ratios(res: dict[str, Any], precision: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "vnet_train_step_fp32_s" in res:
@@ -125,6 +146,7 @@ def _ratios(res: dict[str, Any], precision: str) -> dict[str, Any]:
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """Run every measurement of ``cfg``; returns the flat result dict (``chmfl bench --json``)."""
+    cfg = cfg.resolved()  # the "auto" speed options as a fold on this device trains with them
     _threads(cfg)
     shape = box_shape(cfg.voxel_mm)
     precision = resolve_precision(cfg.precision, resolve_accelerator(cfg.device))
@@ -140,6 +162,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         res.update(_chmfl(cfg, shape, precision))
         res.update(_vnet(cfg, shape))
     res.update(_ratios(res, precision))
+    res.update(_native(res, cfg.device))
     peaks = [mem.peak_gb] + [v for k, v in res.items() if k.endswith("_peak_rss_gb")]
     res.update({"peak_rss_gb": max(peaks), "load_avg_end": load_average(), "wall_s": mem.seconds})
     return res
@@ -157,6 +180,8 @@ ROWS = (  # (label, key, format) of the printed table
     ("CHMFL train achieved (GFLOP/s)", "chmfl_train_gflops", "{:.1f}"),
     ("CHMFL train / fp32 matmul", "chmfl_train_fraction_of_fp32", "{:.1%}"),
     ("CHMFL train / bf16 matmul", "chmfl_train_fraction_of_bf16", "{:.1%}"),
+    ("best native matmul (GFLOP/s)", "best_native_matmul_gflops", "{:.1f}"),
+    ("CHMFL train / best native matmul", "chmfl_train_share_of_native", "{:.1%}"),
     ("CHMFL train peak RSS / GPU memory (GB)", "chmfl_train_peak_rss_gb", "{:.2f}"),
     ("CHMFL train, kept for backward (GB)", "chmfl_train_saved_gb", "{:.2f}"),
     ("V-Net fp32 inference (s)", "vnet_infer_fp32_s", "{:.3f}"),

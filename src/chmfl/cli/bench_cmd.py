@@ -26,20 +26,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CHMFL network: faithful (paper, default) or fast (decoder kernel 3, 1 conv per level)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra CHMFL option, e.g. --set decoder_kernel=3 (repeatable; none by default)")
-    p.add_argument("--channels-last", action="store_true", help="channels_last_3d memory format")
-    p.add_argument("--fast-wgrad", action="store_true", help="conv weight gradients as large GEMMs")
-    p.add_argument("--inplace-act", action="store_true", help="in-place ELUs (less memory)")
-    p.add_argument("--inplace-abn", action="store_true",
+    p.add_argument("--channels-last", action="store_true", default=None, help="channels_last_3d memory format")
+    p.add_argument("--fast-wgrad", action="store_true", default=None, help="conv weight gradients as large GEMMs")
+    p.add_argument("--inplace-act", action="store_true", default=None, help="in-place ELUs (less memory)")
+    p.add_argument("--inplace-abn", action="store_true", default=None,
                    help="BatchNorm + ELU keep one map for backward (in-place activated BatchNorm; less memory)")
-    p.add_argument("--split-concat", action="store_true",
+    p.add_argument("--split-concat", action="store_true", default=None,
                    help="decoder convs read (up, PET, CT) apart: no concatenated copies (less memory)")
-    p.add_argument("--fused-adam", action="store_true", help="Adam's update as one fused kernel per step")
+    p.add_argument("--fused-adam", action="store_true", default=None, help="Adam's update as one fused kernel per step")
     p.add_argument("--mmap-threshold-mb", type=float, default=0, metavar="MB",
                    help="glibc malloc maps blocks of at least MB from the training step on (less "
                         "retained memory; 0: the allocator's default)")
-    p.add_argument("--speed-options", action="store_true",
-                   help="all of --channels-last --fast-wgrad --inplace-act --inplace-abn --split-concat "
-                        "--fused-adam (what 'chmfl cv --speed-options' trains with)")
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument("--speed-options", action="store_true",
+                       help="all of --channels-last --fast-wgrad --inplace-act --inplace-abn --split-concat "
+                            "--fused-adam (what 'chmfl cv --speed-options' trains with); by default each is on "
+                            "where it is faster on the device, as 'chmfl cv' trains")
+    speed.add_argument("--no-speed-options", action="store_true",
+                       help="those options off but the ones named by their own flag (the plain step)")
     p.add_argument("--compile", action="store_true", help="torch.compile CHMFL (inductor; slow first step)")
     p.add_argument("--compile-mode", default="default", metavar="MODE",
                    help="torch.compile's mode (implies --compile): default, reduce-overhead (CUDA "
@@ -54,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
     from chmfl.bench import BenchConfig, format_table, run_bench, write_json
     from chmfl.cli.args import parse_key_values
 
-    speed = {k: getattr(args, k) for k in SPEED_OPTIONS}
-    if args.speed_options:  # explicit flags can only add
-        speed = {k: v or SPEED_OPTIONS[k] for k, v in speed.items()}
+    speed = {k: getattr(args, k) for k in SPEED_OPTIONS}  # None: the device's default
+    if args.speed_options or args.no_speed_options:  # explicit flags can only add
+        speed = {k: bool(v) or args.speed_options for k, v in speed.items()}
     cfg = BenchConfig(
         voxel_mm=args.voxel_mm, device=args.device, precision=args.precision, threads=args.threads,
         interop_threads=args.interop_threads, repeats=args.repeats, warmup=args.warmup,

@@ -26,10 +26,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", metavar="N|auto",
                    help="CPU threads for training: a number, or 'auto' (one per core other processes leave "
                         "free); default: torch's (one per core). The count changes how sums are rounded")
-    p.add_argument("--speed-options", action="store_true",
-                   help="every speed/memory option that keeps the networks' arithmetic (channels_last, "
-                        "fast_wgrad, inplace_act, inplace_abn, split_concat, fused_adam); --set overrides any of "
-                        "them (at 1 mm add --set mmap_threshold_mb=1 for the least memory)")
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument("--speed-options", action="store_true",
+                       help="every speed/memory option that keeps the networks' arithmetic (channels_last, "
+                            "fast_wgrad, inplace_act, inplace_abn, split_concat, fused_adam) on, whatever the "
+                            "device; by default each is on where it is faster on the device (docs/performance.md); "
+                            "--set overrides any of them (at 1 mm add --set mmap_threshold_mb=1 for the least memory)")
+    speed.add_argument("--no-speed-options", action="store_true",
+                       help="all of those options off (the plain step); --set KEY=true adds one back")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (none either when stderr is not a terminal)")
 
@@ -95,16 +99,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _options(args: argparse.Namespace, **extra):
-    from chmfl.accel.options import SPEED_OPTIONS
+    from chmfl.accel.options import NO_SPEED_OPTIONS, SPEED_OPTIONS
     from chmfl.cv.runner import RunOptions
     from chmfl.methods.spec import split_overrides
     from chmfl.methods.threads import resolve_threads
 
     # "auto" is resolved once here, so every fold of the run uses (and records) the same count
     threads = {"num_threads": resolve_threads(args.threads)} if args.threads is not None else {}
+    speed = SPEED_OPTIONS if args.speed_options else NO_SPEED_OPTIONS if args.no_speed_options else {}
     # typed here: an unknown key or a value of the wrong type stops the command at once
-    train, runtime = split_overrides({**(SPEED_OPTIONS if args.speed_options else {}), **threads,
-                                      **parse_key_values(args.sets)})
+    train, runtime = split_overrides({**speed, **threads, **parse_key_values(args.sets)})
     return RunOptions(seed=args.seed, epochs=args.epochs, preset=args.preset,
                       train=train, runtime=runtime, progress=show_progress(args.no_progress),
                       parallel_folds=getattr(args, "parallel_folds", 1),

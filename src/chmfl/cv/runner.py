@@ -84,7 +84,9 @@ def fold_settings(exp: Experiment, run: MethodRun, opts: RunOptions) -> tuple[Tr
     if opts.epochs is not None:
         science["epochs"] = opts.epochs
     runtime = {**exp.runtime.to_dict(), **run.runtime.to_dict(), **opts.runtime.to_dict()}
-    return TrainConfig.from_dict(science), RuntimeConfig.from_dict(runtime)
+    # "auto" speed options decided here, for this machine's device, so config.yaml records them;
+    # (a Trainer given "auto" options decides them for the device it trains on)
+    return TrainConfig.from_dict(science), RuntimeConfig.from_dict(runtime).resolved()
 
 
 def candidate_settings(exp: Experiment, opts: RunOptions) -> dict[str, list[tuple[TrainConfig, RuntimeConfig]]]:

@@ -136,6 +136,7 @@ class NeuralMethod(Method):
         self.run_info_ = {"device": accelerator, "precision": resolve_precision(self.runtime.precision, accelerator)}
         trainer = Trainer(net, self.train, self.runtime, self.seed,
                           workdir=Path(self.workdir) if self.workdir else None, progress=self.progress)
+        self.runtime = trainer.runtime  # the speed options as decided for the training device
         self.network_, self.history_ = trainer.fit(data)
         self.n_features_ = n_features
         self.diagnostics_ = self._diagnostics(data)

@@ -53,6 +53,14 @@ class RuntimeConfig:
         rest = {k: v for k, v in changes.items() if k not in SPEED_FIELDS}
         return dataclasses.replace(self, speed=dataclasses.replace(self.speed, **speed), **rest)
 
+    def resolved(self, device: str | None = None) -> RuntimeConfig:
+        """A copy with the "auto" speed options decided for ``device`` (a device type; default:
+        the one ``accelerator`` names, "auto" meaning a GPU where one is here): what a fold
+        trains with and records (``accel.options.device_defaults``)."""
+        if device is None:
+            device = self.accelerator if self.accelerator != "auto" else resolve_accelerator("auto")
+        return dataclasses.replace(self, speed=self.speed.resolved(device))
+
     def to_dict(self) -> dict[str, Any]:
         """Flat: the speed options beside the other settings (their names are unique)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "speed"}

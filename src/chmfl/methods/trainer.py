@@ -2,8 +2,8 @@
 checkpoint per epoch, exact resume, seeds -- in one class. Devices and precision come from
 Lightning Fabric (CPU, one GPU, or DDP over many); the speed options from ``chmfl.accel``.
 
-Set-up (``__init__``): threads and determinism, the Fabric engine, seeds, the speed options on
-the network, Adam, the checkpoint to resume from, then Fabric's wrappers. ``step`` is one
+Set-up (``__init__``): threads and determinism, the Fabric engine, the speed options decided for
+its device (``runtime``: what the fold records), seeds, the speed options on the network, Adam, the checkpoint to resume from, then Fabric's wrappers. ``step`` is one
 optimiser step (what ``chmfl bench`` times), ``epoch`` one pass over the cases, ``fit`` the
 loop, ``release`` the trained network without the speed options, on the CPU, in eval mode.
 
@@ -101,13 +101,15 @@ class Trainer:
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, runtime: RuntimeConfig, seed: int,
                  workdir: Path | None = None, progress: bool = True) -> None:
-        self.cfg, self.runtime, self.progress = cfg, runtime, progress
+        self.cfg, self.progress = cfg, progress
         if runtime.num_threads:
             torch.set_num_threads(runtime.num_threads)
         # process-wide in torch: set either way, so a non-deterministic run after a deterministic
         # one (several methods in one process) really is allowed the faster kernels
         torch.use_deterministic_algorithms(runtime.deterministic, warn_only=True)
         self.fabric = make_fabric(runtime)
+        # "auto" speed options decided for the device the network trains on (what is recorded)
+        self.runtime = runtime = runtime.resolved(self.fabric.device.type)
         torch.manual_seed(seed)
         self.gen = torch.Generator().manual_seed(seed + 1)
         self.memory_format = runtime.speed.memory_format
