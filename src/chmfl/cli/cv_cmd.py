@@ -56,6 +56,11 @@ def _parallel(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parallel-folds", type=positive_int, default=1, metavar="N",
                    help="run N fold jobs at once in separate processes, each with 1/N of the CPU "
                         "threads (or sharing one GPU)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where fold jobs run: this machine (default) or a Ray cluster (each fold a task "
+                        "with --set num_threads CPUs, re-run if its worker dies; pip install 'chmfl[cluster]')")
+    p.add_argument("--address", help="the Ray cluster (e.g. auto, ray://HOST:10001; default: RAY_ADDRESS "
+                                     "or a local cluster for this run); results and cache on a shared disk")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -113,7 +118,9 @@ def _options(args: argparse.Namespace, **extra):
                       train=train, runtime=runtime, progress=show_progress(args.no_progress),
                       parallel_folds=getattr(args, "parallel_folds", 1),
                       horizon_days=getattr(args, "horizon_days", None),
-                      test_box=getattr(args, "test_box", "contour"), **extra)
+                      test_box=getattr(args, "test_box", "contour"),
+                      executor=getattr(args, "executor", "local"), address=getattr(args, "address", None),
+                      **extra)
 
 
 def run_cv(args: argparse.Namespace) -> int:

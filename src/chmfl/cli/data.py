@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default: the cohort's labels.csv if any, else none: every patient unlabelled)")
     q.add_argument("--voxel-mm", type=float, default=1.0, help="isotropic voxel size (paper: 1 mm; 2 or 4 for CPU work)")
     q.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes")
+    q.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where the per-patient work runs: local processes (--workers) or a Ray cluster "
+                        "(one task per patient; pip install 'chmfl[cluster]')")
+    q.add_argument("--address", help="the Ray cluster (default: RAY_ADDRESS or a local cluster for this run)")
     q.add_argument("--intensity", choices=("paper", "window", "zscore"), default="paper",
                    help="network-input intensities (default: the paper's standardisation + contrast normalisation)")
     q.add_argument("--mask-from", choices=("ct", "pet"), default="ct", help="tumour contour: GTV_Mass_CT or _PET")
@@ -99,7 +103,8 @@ def run_prepare(args: argparse.Namespace) -> int:
         pad=args.pad, dtype=args.dtype, intensity=IntensityConfig(mode=args.intensity),
     )
     result = prepare_cohort(args.source, args.out, args.clinical, config, workers=args.workers,
-                            skip_bad=args.skip_bad, layout=args.layout, progress=show_progress(args.no_progress))
+                            skip_bad=args.skip_bad, layout=args.layout, progress=show_progress(args.no_progress),
+                            executor=args.executor, address=args.address)
     print(_summary(result))
     for pid, err in result.failed.items():
         print(f"skipped {pid}: {err}")

@@ -59,13 +59,17 @@ class RunOptions:
     horizon_days: float | None = None
     # how test patients' boxes are placed, one regime after the other (``cv.testbox``)
     test_box: str | tuple[str, ...] = ("contour",)
+    executor: str = "local"  # "local" (this machine) or "ray" (a Ray cluster: chmfl.cluster)
+    address: str | None = None  # the Ray cluster's address (None: RAY_ADDRESS or a local one)
 
     def __post_init__(self) -> None:
+        from chmfl.cluster import check_executor
         from chmfl.cv.testbox import parse_test_boxes
 
         typed_settings(self)
         object.__setattr__(self, "test_box", parse_test_boxes(self.test_box))
         preset_settings(self.preset)  # a renamed or unknown preset stops the run before it starts
+        check_executor(self.executor)
 
 
 def fold_seed(seed: int, repeat: int, fold: int) -> int:
@@ -219,6 +223,7 @@ def cohort_for(exp: Experiment, cache: str | Path, opts: RunOptions) -> tuple[li
 
 def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: RunOptions) -> Path:
     """Run ``exp`` on the prepared cohort in ``cache``, recording everything in ``out``."""
+    cache, out = Path(cache).resolve(), Path(out).resolve()  # the same paths for every worker
     cases, horizon = cohort_for(exp, cache, opts)
     for p in opts.pretrained.values():
         if not Path(p).is_file():
@@ -324,6 +329,8 @@ def _job_runner(by_id: dict[str, CaseData], boxes: dict[str, dict[str, CaseData]
         nonlocal pool
         args = [(job, [by_id[p] for p in fold["train"]], _test_cases(job, fold["test"], by_id, boxes))
                 for job, fold in batch]
+        if opts.executor == "ray":
+            return _run_on_ray(args, opts)
         if opts.parallel_folds <= 1:
             return _run_in_order(args, opts)
         fresh = [i for i, (job, _, _) in enumerate(args) if not (job.out / "done.json").is_file()]
@@ -401,6 +408,24 @@ def _pool(workers: int):
     threads = max(1, usable_cores() // workers)
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_threads, initargs=(threads,))
+
+
+def _run_on_ray(args: list[tuple], opts: RunOptions) -> list[pd.DataFrame]:
+    """Every fold job as a Ray task (``chmfl.cluster``): each asks for its runtime's threads as
+    CPUs (1 when unset) and a GPU where it trains on "cuda", writes into the shared results
+    folder, and is re-run on another worker if its worker dies (the fold resumes or is read back)."""
+    from tqdm.auto import tqdm
+
+    from chmfl.cluster import ray_map
+
+    bar = tqdm(total=len(args), desc="folds", disable=not opts.progress)
+    cpus = max([1, *(job.runtime.num_threads for job, _, _ in args)])
+    gpus = 1 if any(job.runtime.accelerator == "cuda" for job, _, _ in args) else 0
+    jobs = [(job, train, test, False) for job, train, test in args]
+    frames = ray_map(run_fold, jobs, address=opts.address, num_cpus=cpus, num_gpus=gpus,
+                     on_result=lambda i, _: bar.update() or True)
+    bar.close()
+    return frames
 
 
 def _worker_threads(threads: int) -> None:

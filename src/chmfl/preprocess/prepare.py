@@ -141,12 +141,39 @@ def _write_config(out: Path, config: PrepareConfig, info: dict) -> None:
         tmp.write_text(yaml.safe_dump(json.loads(json.dumps(doc)), sort_keys=False))
 
 
+def _run_one_on_cluster(case: Case, config: PrepareConfig, target: Path, fingerprint: str,
+                        compresslevel: int) -> tuple[dict | None, str]:
+    """``_run_one`` in a Ray task (one CPU: one ITK thread, as in the process pool)."""
+    _init_worker()
+    return _run_one(case, config, target, fingerprint, compresslevel)
+
+
+def _execute_on_ray(todo: list[tuple[Case, Path, str]], config: PrepareConfig, address: str | None,
+                    bar, stop_on_error: bool, level: int) -> dict[str, tuple[dict | None, str]]:
+    """Every patient of ``todo`` as a Ray task (``chmfl.cluster``: re-run if its worker dies;
+    a patient's file is written atomically, so a re-run starts clean). Absolute paths: every
+    node sees the same shared disk."""
+    from chmfl.cluster import ray_map
+
+    def done(_: int, result: tuple[dict | None, str]) -> bool:
+        bar.update()
+        return not (stop_on_error and result[1])
+
+    jobs = [(c, config, t.resolve(), fp, level) for c, t, fp in todo]
+    outs = ray_map(_run_one_on_cluster, jobs, address=address, on_result=done)
+    return {todo[i][0].patient_id: res for i, res in enumerate(outs)}
+
+
 def _execute(todo: list[tuple[Case, Path, str]], config: PrepareConfig, workers: int,
-             progress: bool, stop_on_error: bool, level: int) -> dict[str, tuple[dict | None, str]]:
-    """Run ``prepare_one`` over ``todo``, in a process pool when workers > 1."""
+             progress: bool, stop_on_error: bool, level: int, executor: str = "local",
+             address: str | None = None) -> dict[str, tuple[dict | None, str]]:
+    """Run ``prepare_one`` over ``todo``, in a process pool when workers > 1, or on a Ray
+    cluster (``executor="ray"``)."""
     results: dict[str, tuple[dict | None, str]] = {}
     bar = tqdm(total=len(todo), unit="patient", desc="prepare", disable=not progress)
-    if workers <= 1 or len(todo) <= 1:
+    if executor == "ray" and todo:
+        results = _execute_on_ray(todo, config, address, bar, stop_on_error, level)
+    elif workers <= 1 or len(todo) <= 1:
         for case, target, fp in todo:
             results[case.patient_id] = _run_one(case, config, target, fp, level)
             bar.update()
@@ -205,12 +232,18 @@ def prepare_cohort(
     layout: str | None = None,
     progress: bool = True,
     compresslevel: int = 1,
+    executor: str = "local",
+    address: str | None = None,
 ) -> PrepareResult:
     """Preprocess every patient of ``source`` into ``out`` (see the module docstring).
 
     ``compresslevel``: deflate level of the case files (1: fast; the quantised images still
-    shrink to about half).
+    shrink to about half). ``executor="ray"``: one Ray task per patient on the cluster at
+    ``address`` (``chmfl.cluster``; ``workers`` is then unused).
     """
+    from chmfl.cluster import check_executor
+
+    check_executor(executor)
     start = time.perf_counter()
     config = config or PrepareConfig()
     source, out = Path(source).resolve(), Path(out)
@@ -219,7 +252,7 @@ def prepare_cohort(
     cached, todo = _plan(cases, source, cache_dir)
     existed = {t for _, t, _ in todo if t.exists()}
     out_existed, cache_existed = out.exists(), cache_dir.exists()
-    results = _execute(todo, config, workers, progress, not skip_bad, compresslevel)
+    results = _execute(todo, config, workers, progress, not skip_bad, compresslevel, executor, address)
     failed = {pid: err for pid, (_, err) in results.items() if err}
     if failed and not skip_bad:
         _remove_new(todo, existed, cache_dir, out, cache_existed, out_existed)
