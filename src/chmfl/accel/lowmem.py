@@ -164,15 +164,17 @@ def use_inplace_abn(model: nn.Module, enable: bool = True) -> nn.Module:
 def conv_parts(conv: nn.Module, parts: Sequence[torch.Tensor]) -> torch.Tensor:
     """``conv(torch.cat(parts, 1))`` without the concatenation: one convolution per part with
     its slice of the weight, summed (the bias added once). Same parameters and gradients up to
-    float summation order."""
-    out, start = None, 0
-    for i, part in enumerate(parts):
-        stop = start + part.shape[1]
-        y = conv._conv_forward(part, conv.weight[:, start:stop], conv.bias if i == 0 else None)
+    float summation order. The weight is cut with one ``split`` (its backward is one
+    concatenation of the slices' gradients; indexing each slice instead cost a zero-filled
+    full-size gradient, a copy and an add per slice: at 4 mm 3 fills + 14 copies of the
+    128-channel level's weights per step, profiled)."""
+    sizes = [part.shape[1] for part in parts]
+    if sum(sizes) != conv.in_channels:
+        raise ValueError(f"parts have {sum(sizes)} channels, the convolution takes {conv.in_channels}")
+    out = None
+    for i, (part, w) in enumerate(zip(parts, torch.split(conv.weight, sizes, dim=1))):
+        y = conv._conv_forward(part, w, conv.bias if i == 0 else None)
         out = y if out is None else out.add_(y)
-        start = stop
-    if start != conv.in_channels:
-        raise ValueError(f"parts have {start} channels, the convolution takes {conv.in_channels}")
     return out
 
 
