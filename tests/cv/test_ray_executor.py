@@ -72,9 +72,8 @@ def test_bad_executor_and_missing_ray_are_one_line_errors(monkeypatch):
     import builtins
 
     from chmfl.cluster import ray_session
-    from chmfl.errors import ChmflError
-
     from chmfl.cv.runner import RunOptions
+    from chmfl.errors import ChmflError
 
     with pytest.raises(ChmflError, match="unknown executor 'dask'"):
         RunOptions(executor="dask")
