@@ -45,11 +45,13 @@ def category(name: str) -> str:
     return "other"
 
 
-def profile(voxel_mm: float, threads: int, plain: bool, steps: int, timed: int = 3) -> dict:
+def profile(voxel_mm: float, threads: int, plain: bool, steps: int, timed: int = 3,
+            off: tuple[str, ...] = ()) -> dict:
     torch.set_num_threads(threads)
     runtime = RuntimeConfig(precision="auto", accelerator="cpu", deterministic=False)
     if plain:
         runtime = runtime.replace(**NO_SPEED_OPTIONS)
+    runtime = runtime.replace(**dict.fromkeys(off, False))  # single options off (an ablation)
     torch.manual_seed(0)
     trainer = Trainer(build_model("chmfl"), TrainConfig(), runtime, seed=0, progress=False)
     trainer.model.train()
@@ -94,9 +96,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1, help="profiled steps")
     p.add_argument("--timed", type=int, default=3, help="unprofiled timed steps before them")
     p.add_argument("--no-speed-options", action="store_true", help="the plain step (all options off)")
+    p.add_argument("--off", action="append", default=[], metavar="OPTION",
+                   help="this speed option off, the others at their defaults (repeatable)")
     p.add_argument("--json")
     args = p.parse_args()
-    res = profile(args.voxel_mm, args.threads, args.no_speed_options, args.steps, args.timed)
+    res = profile(args.voxel_mm, args.threads, args.no_speed_options, args.steps, args.timed,
+                  tuple(args.off))
     print(f"{res['cpu']}, {res['threads']} threads, box {res['box_zyx']}, {res['precision']}, "
           f"load {res['load_avg'][0]:.2f}, step {res['step_wall_s_profiled']:.3f} s (profiled); "
           f"unprofiled best {min(res['step_wall_s']):.3f} s wall, {min(res['step_cpu_s']):.3f} s CPU")

@@ -99,22 +99,35 @@ SPEED_OPTIONS = {"channels_last": True, "fast_wgrad": True, "inplace_act": True,
 AUTO_FIELDS = tuple(SPEED_OPTIONS)  # the options "auto" decides; the rest default to off
 NO_SPEED_OPTIONS = dict.fromkeys(AUTO_FIELDS, False)  # ``--no-speed-options``: the plain step
 
-# The rule behind "auto", by device type only (deterministic, no timing at run time). Every
-# measurement of the six options together was faster on a CPU, whatever its vector units:
-# 1 mm step 60.3 -> 36.6 s on an AVX2 EPYC, 6.59 -> 3.70 s on an AMX Xeon in bf16 (issue 17),
-# and on this project's AVX-512 Xeon (docs/performance.md, "Fast by default"); where a CPU runs
-# bf16 the GEMM weight gradient steps aside by itself (fp32 only). On a GPU only channels_last
-# was measured faster (H200, 1 mm bf16 step 0.083 -> 0.049 s), and fused Adam is PyTorch's
-# fastest documented Adam there; the GEMM weight gradient is CPU-only, and the memory options
-# are untimed on a GPU, so they stay off there until measured.
-_CPU_DEFAULTS = dict(SPEED_OPTIONS)
+# The rule behind "auto", by device type and CPU capability only (deterministic, no timing at
+# run time). Every measurement of the six options together was faster on an AVX2 CPU (1 mm step
+# 60.3 -> 36.6 s on an EPYC) and on an AMX Xeon in bf16 (6.59 -> 3.70 s, issue 17; the GEMM
+# weight gradient steps aside by itself in bf16). The GEMM weight gradient beats oneDNN's only
+# where oneDNN has no AVX-512 backward-weights kernels: on AVX2 oneDNN ran these shapes at
+# 8-15 GFLOP/s, on an AVX-512 Xeon at 95-103 GFLOP/s per thread against the GEMM's 36-41
+# (docs/performance.md, "Fast by default"), so it is off on AVX-512 CPUs. On a GPU only
+# channels_last was measured faster (H200, 1 mm bf16 step 0.083 -> 0.049 s), and fused Adam is
+# PyTorch's fastest documented Adam there; the GEMM weight gradient is CPU-only, and the memory
+# options are untimed on a GPU, so they stay off there until measured.
 _CUDA_DEFAULTS = {**NO_SPEED_OPTIONS, "channels_last": True, "fused_adam": True}
+
+
+def cpu_capability() -> str:
+    """torch's CPU kernel level on this machine: "AVX512", "AVX2", "DEFAULT" (or "VSX", ...)."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def device_defaults(device: str) -> dict[str, bool]:
     """What "auto" means for each option of ``SPEED_OPTIONS`` on a device of type ``device``
-    ("cpu", "cuda"; any other type: all off)."""
-    return dict({"cpu": _CPU_DEFAULTS, "cuda": _CUDA_DEFAULTS}.get(device, NO_SPEED_OPTIONS))
+    ("cpu", "cuda"; any other type: all off). On a CPU: all six, but the GEMM weight gradient
+    only where the CPU lacks AVX-512 (the rule above)."""
+    if device == "cpu":
+        return {**SPEED_OPTIONS, "fast_wgrad": cpu_capability() != "AVX512"}
+    if device == "cuda":
+        return dict(_CUDA_DEFAULTS)
+    return dict(NO_SPEED_OPTIONS)
 
 
 def apply(model: nn.Module, opts: SpeedOptions) -> nn.Module:
