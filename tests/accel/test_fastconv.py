@@ -11,6 +11,7 @@ from tests.synthetic import make_cases, neural_method
 from torch import nn
 
 from chmfl.accel.fastconv import GemmWgradConv3d, conv3d_weight_grad, use_gemm_wgrad
+from chmfl.accel.options import NO_SPEED_OPTIONS
 from chmfl.data.tensors import stack_cases
 from chmfl.methods.inference import predict_network
 from chmfl.models import build_model
@@ -77,7 +78,8 @@ def test_only_stride1_convs_are_switched():
 
 
 def _fit(**train):
-    return neural_method("chmfl", "chmfl", TINY, {**FAST, **train}, seed=3, progress=False)
+    # the plain step (no speed option; they are on by default) plus ``train``'s options
+    return neural_method("chmfl", "chmfl", TINY, {**FAST, **NO_SPEED_OPTIONS, **train}, seed=3, progress=False)
 
 
 def test_training_speed_options_keep_the_result():

@@ -24,6 +24,7 @@ from chmfl.accel.lowmem import (
     set_split_concat,
     use_inplace_abn,
 )
+from chmfl.accel.options import NO_SPEED_OPTIONS
 from chmfl.models import build_model
 
 SMALL = {"widths": (4, 8, 16, 32, 64), "decoder_convs": (2, 2, 2, 2), "decoder_kernel": 3}
@@ -169,7 +170,9 @@ def test_training_with_memory_options_keeps_the_result():
     train = {"epochs": 2, "batch_size": 2, "precision": "32", "patience": 50}
 
     def fit(**extra):
-        return neural_method("chmfl", "chmfl", tiny, {**train, **extra}, seed=3, progress=False).fit(cases)
+        # the plain step (no speed option; they are on by default) plus ``extra``
+        return neural_method("chmfl", "chmfl", tiny, {**train, **NO_SPEED_OPTIONS, **extra}, seed=3,
+                             progress=False).fit(cases)
 
     ref = fit()
     low = fit(inplace_abn=True, split_concat=True)
