@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chmfl.accel.options import NO_SPEED_OPTIONS
 from chmfl.errors import ChmflError
 
 if TYPE_CHECKING:
@@ -37,9 +38,12 @@ log = logging.getLogger(__name__)
 # Precision and threads are pinned: both change how CHMFL's sums are rounded, and after 12
 # epochs the rounding shows in the third decimal (bf16, which "auto" picks on CPUs with AMX:
 # pooled AUC 0.720 instead of 0.731 on seed 0). With fp32 and 2 threads the numbers vary only
-# with the CPU's vector instructions (README: what varies across machines).
+# with the CPU's vector instructions (README: what varies across machines). The speed options
+# are pinned off for the same reason: split concatenations, channels-last and GEMM weight
+# gradients keep the network's function but add in another order, and "auto" turns them on
+# by CPU capability (docs/performance.md).
 DEMO_TRAIN = {"epochs": 12, "batch_size": 4, "augment": True, "lr": 1e-3, "patience": 100,
-              "precision": "32", "num_threads": 2}
+              "precision": "32", "num_threads": 2, **NO_SPEED_OPTIONS}
 DEMO_REPEATS, DEMO_FOLDS, DEMO_SEED = 5, 6, 1
 FLOOR = "suvmax-volume"
 DEMO_DIGITS = 2  # printed decimals (demo_summary)
