@@ -40,7 +40,7 @@ def cluster(tmp_path_factory):
 def _cv(cache, out, *extra):
     # one thread per fold in both executors: the same float summation order, so equal numbers
     return main(["cv", "--data", str(cache), "--out", str(out), "--methods", f"suvmax-volume,{TINY}",
-                 "--folds", "2", "--epochs", "1", "--set", "batch_size=2", "--set", "precision=32",
+                 "--folds", "2", "--repeats", "1", "--epochs", "1", "--set", "batch_size=2", "--set", "precision=32",
                  "--set", "num_threads=1", "--no-progress", *extra])
 
 

@@ -128,7 +128,7 @@ def test_cli_prepare_cv_train_predict_on_slices(tmp_path, capsys):
     cache, res, model = tmp_path / "cache", tmp_path / "res", tmp_path / "model"
     fast = ["--epochs", "1", "--set", "batch_size=4", "--set", "num_threads=1", "--no-progress"]
     assert main(["data", "prepare", str(src), "--out", str(cache), "--horizon-days", "730"]) == 0
-    assert main(["cv", "--data", str(cache), "--out", str(res), "--methods", "cnlpc", "--folds", "2", *fast]) == 0
+    assert main(["cv", "--data", str(cache), "--out", str(res), "--methods", "cnlpc", "--folds", "2", "--repeats", "1", *fast]) == 0
     preds = pd.read_csv(res / "predictions.csv")
     assert len(preds) == 7 and preds["probability"].between(0, 1).all()
     done = json.loads((res / "cnlpc" / "repeat_0" / "fold_0" / "done.json").read_text())
