@@ -26,14 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CHMFL network: faithful (paper, default) or fast (decoder kernel 3, 1 conv per level)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra CHMFL option, e.g. --set decoder_kernel=3 (repeatable; none by default)")
-    p.add_argument("--channels-last", action="store_true", default=None, help="channels_last_3d memory format")
-    p.add_argument("--fast-wgrad", action="store_true", default=None, help="conv weight gradients as large GEMMs")
-    p.add_argument("--inplace-act", action="store_true", default=None, help="in-place ELUs (less memory)")
+    p.add_argument("--channels-last", action="store_true", default=None, help="channels_last_3d memory format (default: the device's rule)")
+    p.add_argument("--fast-wgrad", action="store_true", default=None, help="conv weight gradients as large GEMMs (default: the device's rule)")
+    p.add_argument("--inplace-act", action="store_true", default=None, help="in-place ELUs (less memory; default: the device's rule)")
     p.add_argument("--inplace-abn", action="store_true", default=None,
-                   help="BatchNorm + ELU keep one map for backward (in-place activated BatchNorm; less memory)")
+                   help="BatchNorm + ELU keep one map for backward (in-place activated BatchNorm; less memory; "
+                        "default: the device's rule)")
     p.add_argument("--split-concat", action="store_true", default=None,
-                   help="decoder convs read (up, PET, CT) apart: no concatenated copies (less memory)")
-    p.add_argument("--fused-adam", action="store_true", default=None, help="Adam's update as one fused kernel per step")
+                   help="decoder convs read (up, PET, CT) apart: no concatenated copies (less memory; default: the "
+                        "device's rule)")
+    p.add_argument("--fused-adam", action="store_true", default=None, help="Adam's update as one fused kernel per step (default: the device's rule)")
     p.add_argument("--mmap-threshold-mb", type=float, default=0, metavar="MB",
                    help="glibc malloc maps blocks of at least MB from the training step on (less "
                         "retained memory; 0: the allocator's default)")
