@@ -32,7 +32,8 @@ def main(out: Path, experiment: Path) -> Path:
     folds = finished_folds(out, labels)
     if not folds:
         raise SystemExit(f"{out}: no test fold finished by every row")
-    jobs = [SimpleNamespace(label=label, repeat=r, fold=f, out=out / label / f"repeat_{r}" / f"fold_{f}")
+    jobs = [SimpleNamespace(label=label, repeat=r, fold=f, out=out / label / f"repeat_{r}" / f"fold_{f}",
+                            run=SimpleNamespace(select=None))  # no flagship row selects
             for r, f in folds for label in labels]
     preds = pd.concat([pd.read_csv(j.out / "predictions.csv", dtype={"patient_id": str}) for j in jobs],
                       ignore_index=True)
