@@ -178,7 +178,29 @@ def suvmax_volume(cases: Sequence[CaseData]) -> pd.DataFrame:
     return table
 
 
-class SuvmaxVolume(Method):
+class LogisticState:
+    """Saving and loading of a standardise -> logistic-regression method: its fitted
+    ``transform_``, ``coef_`` and ``intercept_`` (the floors ``suvmax-volume`` and ``suvmax-mtv``)."""
+
+    transform_: FeatureTransform
+    coef_: np.ndarray
+    intercept_: float
+
+    def save(self, directory: str | Path, extra: dict | None = None) -> None:
+        state = {"transform": self.transform_.to_dict(), "coef": self.coef_.tolist(), "intercept": self.intercept_}
+        write_model(directory, self, state, extra=extra)
+
+    @classmethod
+    def load(cls, directory: str | Path):
+        cfg, _ = read_model(directory, cls)
+        m = cls(cfg["method"], **cfg["params"])
+        m.transform_ = FeatureTransform.from_dict(cfg["state"]["transform"])
+        m.coef_ = np.asarray(cfg["state"]["coef"], float)
+        m.intercept_ = float(cfg["state"]["intercept"])
+        return m
+
+
+class SuvmaxVolume(LogisticState, Method):
     """Floor: SUVmax and log volume in the contour -> standardise -> logistic regression."""
 
     capabilities = frozenset({"embed"})
@@ -224,18 +246,6 @@ class SuvmaxVolume(Method):
     def embed(self, cases: Sequence[CaseData]) -> np.ndarray:
         return self._standardised(cases)
 
-    def save(self, directory: str | Path, extra: dict | None = None) -> None:
-        state = {"transform": self.transform_.to_dict(), "coef": self.coef_.tolist(), "intercept": self.intercept_}
-        write_model(directory, self, state, extra=extra)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> SuvmaxVolume:
-        cfg, _ = read_model(directory, cls)
-        m = cls(cfg["method"], **cfg["params"])
-        m.transform_ = FeatureTransform.from_dict(cfg["state"]["transform"])
-        m.coef_ = np.asarray(cfg["state"]["coef"], float)
-        m.intercept_ = float(cfg["state"]["intercept"])
-        return m
 
 
 # --- HC+RF --------------------------------------------------------------------------------------

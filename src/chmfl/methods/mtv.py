@@ -14,7 +14,6 @@ standardised SUVmax and log MTV), with the same fit / predict_proba / save / loa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +22,8 @@ import pandas as pd
 from chmfl.data.cases import CaseData, labels_of
 from chmfl.errors import ChmflError
 from chmfl.methods.base import Method
-from chmfl.methods.classical import build_classical, read_model, sigmoid, write_model
-from chmfl.radiomics.transform import FeatureTransform, fit_feature_transform
+from chmfl.methods.classical import LogisticState, build_classical, sigmoid
+from chmfl.radiomics.transform import fit_feature_transform
 
 MTV_COLUMNS = ("suvmax", "log_mtv_ml")
 
@@ -59,7 +58,7 @@ def suvmax_mtv(cases: Sequence[CaseData], fraction: float = 0.4) -> pd.DataFrame
     return table
 
 
-class SuvmaxMTV(Method):
+class SuvmaxMTV(LogisticState, Method):
     """Floor without a contour: SUVmax and log MTV (40 % of SUVmax, connected to the hottest
     voxel of the box) -> standardise -> logistic regression (balanced class weights)."""
 
@@ -100,16 +99,3 @@ class SuvmaxMTV(Method):
 
     def predict_proba(self, cases: Sequence[CaseData]) -> np.ndarray:
         return sigmoid(self.embed(cases) @ self.coef_ + self.intercept_)
-
-    def save(self, directory: str | Path, extra: dict | None = None) -> None:
-        state = {"transform": self.transform_.to_dict(), "coef": self.coef_.tolist(), "intercept": self.intercept_}
-        write_model(directory, self, state, extra=extra)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> SuvmaxMTV:
-        cfg, _ = read_model(directory, cls)
-        m = cls(cfg["method"], **cfg["params"])
-        m.transform_ = FeatureTransform.from_dict(cfg["state"]["transform"])
-        m.coef_ = np.asarray(cfg["state"]["coef"], float)
-        m.intercept_ = float(cfg["state"]["intercept"])
-        return m

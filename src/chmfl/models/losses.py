@@ -47,18 +47,23 @@ def chmfl_loss(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None,
     return total, {"cls_loss": float(cls.detach()), "seg_loss": float(seg.detach())}
 
 
-def eq1_terms(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None, w: float = 0.5,
-              seg_reduction: str = "mean", seg_loss: str = "ce",
-              class_weights: tuple[float, float] | None = None,
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eq. (1) as tensors ``(total, cls, seg)``, no host copy (so ``torch.func.vmap`` can map
-    it over stacked fold models); ``seg`` is 0 for networks without a decoder."""
+def _check_eq1(w: float, seg_reduction: str, seg_loss: str) -> None:
+    """Eq. (1)'s settings, as both its forms (DM and Cox) accept them."""
     if seg_reduction not in SEG_REDUCTIONS:
         raise ChmflError(f"seg_reduction must be one of {SEG_REDUCTIONS}, not {seg_reduction!r}")
     if seg_loss not in SEG_LOSSES:
         raise ChmflError(f"seg_loss must be one of {SEG_LOSSES}, not {seg_loss!r}")
     if not 0.0 <= w <= 1.0:
         raise ChmflError(f"seg weight w must lie in [0, 1], got {w}")
+
+
+def eq1_terms(out: ModelOutput, label: torch.Tensor, mask: torch.Tensor | None, w: float = 0.5,
+              seg_reduction: str = "mean", seg_loss: str = "ce",
+              class_weights: tuple[float, float] | None = None,
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (1) as tensors ``(total, cls, seg)``, no host copy (so ``torch.func.vmap`` can map
+    it over stacked fold models); ``seg`` is 0 for networks without a decoder."""
+    _check_eq1(w, seg_reduction, seg_loss)
     cls = dm_loss(out.logits, label, class_weights)
     return _with_seg(cls, out, mask, w, seg_reduction, seg_loss)
 
@@ -103,12 +108,7 @@ def eq1_cox_terms(out: ModelOutput, time: torch.Tensor, event: torch.Tensor, mas
                   seg_loss: str = "ce") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eq. (1) with the DM term swapped for ``cox_partial_likelihood`` of the network's single
     risk output (``logits`` of shape (B, 1)); ``(total, cox, seg)``."""
-    if seg_reduction not in SEG_REDUCTIONS:
-        raise ChmflError(f"seg_reduction must be one of {SEG_REDUCTIONS}, not {seg_reduction!r}")
-    if seg_loss not in SEG_LOSSES:
-        raise ChmflError(f"seg_loss must be one of {SEG_LOSSES}, not {seg_loss!r}")
-    if not 0.0 <= w <= 1.0:
-        raise ChmflError(f"seg weight w must lie in [0, 1], got {w}")
+    _check_eq1(w, seg_reduction, seg_loss)
     if out.logits.dim() != 2 or out.logits.shape[1] != 1:
         raise ChmflError(f"the Cox loss needs one risk output per patient, got logits {tuple(out.logits.shape)}")
     cox = cox_partial_likelihood(out.logits[:, 0], time, event)
