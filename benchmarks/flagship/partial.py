@@ -32,6 +32,10 @@ def main(out: Path, experiment: Path) -> Path:
     folds = finished_folds(out, labels)
     if not folds:
         raise SystemExit(f"{out}: no test fold finished by every row")
+    # the hotspot regime's rows (``LABEL@hotspot``, --test-box contour,hotspot), on the same folds
+    labels += [f"{label}@hotspot" for label in labels
+               if all((out / f"{label}@hotspot" / f"repeat_{r}" / f"fold_{f}" / "done.json").exists()
+                      for r, f in folds)]
     jobs = [SimpleNamespace(label=label, repeat=r, fold=f, out=out / label / f"repeat_{r}" / f"fold_{f}",
                             run=SimpleNamespace(select=None))  # no flagship row selects
             for r, f in folds for label in labels]

@@ -40,6 +40,19 @@ def both(cache, tmp_path_factory):
     return out
 
 
+def test_parallel_hotspot_jobs_reuse_the_contour_models(cache, tmp_path):
+    """With fold jobs in parallel, every hotspot job evaluates its contour job's saved model
+    (it runs after it) instead of refitting it beside it."""
+    # per fold the jobs are [mtv, chmfl, mtv@hotspot, chmfl@hotspot]: the quick mtv frees a worker
+    # for chmfl@hotspot while chmfl still trains
+    exp = _exp(MethodRun("suvmax-mtv"), MethodRun("chmfl", model_kwargs=TINY, name="chmfl"))
+    run_experiment(exp, cache, tmp_path, RunOptions(seed=1, progress=False, test_box="contour,hotspot",
+                                                    parallel_folds=2))
+    for fold in range(2):
+        done = json.loads((tmp_path / "chmfl@hotspot" / "repeat_0" / f"fold_{fold}" / "done.json").read_text())
+        assert done["model_from"] and done["model_from"].endswith(f"chmfl/repeat_0/fold_{fold}")
+
+
 def test_a_hotspot_case_hides_its_contour_and_features(cache):
     case = load_cases(cache)[0]
     hot = case.in_box("hotspot")

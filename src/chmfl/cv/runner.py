@@ -326,6 +326,18 @@ def _job_runner(by_id: dict[str, CaseData], boxes: dict[str, dict[str, CaseData]
     pool = None
 
     def run(batch: list) -> list[pd.DataFrame]:
+        # A hotspot job evaluates its contour job's saved model: run the jobs that fit first,
+        # then those that reuse, so that parallel workers never race a model being trained
+        # (the loser would refit it: the same model, at twice the cost).
+        first = [i for i, (job, _) in enumerate(batch) if job.fitted is None]
+        if len(first) in (0, len(batch)):
+            return run_now(batch)
+        frames = dict(zip(first, run_now([batch[i] for i in first])))
+        later = [i for i in range(len(batch)) if i not in frames]
+        frames.update(zip(later, run_now([batch[i] for i in later])))
+        return [frames[i] for i in range(len(batch))]
+
+    def run_now(batch: list) -> list[pd.DataFrame]:
         nonlocal pool
         args = [(job, [by_id[p] for p in fold["train"]], _test_cases(job, fold["test"], by_id, boxes))
                 for job, fold in batch]
