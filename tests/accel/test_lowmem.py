@@ -201,7 +201,7 @@ def test_every_network_trains_alike_with_all_speed_options(name, options):
 
     torch.manual_seed(0)
     ref = build_model(name, **options).train()
-    net = apply(copy.deepcopy(ref), SpeedOptions(**SPEED_OPTIONS))
+    net = apply(copy.deepcopy(ref), SpeedOptions(**SPEED_OPTIONS, mmap_threshold_mb=0.0))
     pet, ct, mask = _inputs((16, 16, 24))[:3]
     mask = mask[:, None].float()  # (B, 1, D, H, W) as the networks take it
     feats = torch.randn(2, ref.n_features) if ref.n_features else None

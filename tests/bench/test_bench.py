@@ -154,3 +154,41 @@ def test_speed_option_defaults_follow_the_device_rule():
     assert explicit.inplace_abn is False and explicit.channels_last is True and explicit.is_resolved
     with pytest.raises(ChmflError, match="true, false or auto"):
         SpeedOptions(channels_last="yes")
+
+
+def test_the_malloc_threshold_is_auto_too():
+    """mmap_threshold_mb "auto" is MMAP_AUTO_MB on a CPU and 0 elsewhere; numbers stay; the
+    plain step (--no-speed-options) leaves the allocator alone; nonsense is a one-line error."""
+    from chmfl.accel.options import MMAP_AUTO_MB, NO_SPEED_OPTIONS, SpeedOptions
+
+    auto = SpeedOptions()
+    assert auto.mmap_threshold_mb is None and not auto.is_resolved and auto.resolved("cuda").is_resolved
+    assert auto.resolved("cpu").mmap_threshold_mb == MMAP_AUTO_MB > 0
+    assert auto.resolved("cuda").mmap_threshold_mb == 0.0
+    assert SpeedOptions(mmap_threshold_mb="auto").resolved("cpu").mmap_threshold_mb == MMAP_AUTO_MB
+    assert SpeedOptions(mmap_threshold_mb=1).resolved("cpu").mmap_threshold_mb == 1.0
+    assert SpeedOptions(**NO_SPEED_OPTIONS).resolved("cpu").mmap_threshold_mb == 0.0
+    for bad in ("x", -1, True):
+        with pytest.raises(ChmflError, match="mmap_threshold_mb"):
+            SpeedOptions(mmap_threshold_mb=bad)
+
+
+def test_set_mmap_threshold_also_fixes_the_trim_threshold(monkeypatch):
+    """Both mallopt calls are made (a fixed mmap threshold alone drops glibc's trim threshold to
+    128 KB: a 4 mm step was 8 % slower); where mallopt is missing, nothing is set."""
+    import ctypes
+
+    from chmfl.accel import lowmem
+
+    calls = []
+
+    class Libc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Libc())
+    assert lowmem.set_mmap_threshold(8)
+    assert calls == [(lowmem.M_MMAP_THRESHOLD, 8 * 2**20), (lowmem.M_TRIM_THRESHOLD, lowmem.TRIM_THRESHOLD_MB * 2**20)]
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())  # no mallopt: not glibc
+    assert not lowmem.set_mmap_threshold(8)

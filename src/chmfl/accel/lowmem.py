@@ -199,15 +199,22 @@ def set_split_concat(model: nn.Module, enable: bool = True) -> nn.Module:
     return model
 
 
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+TRIM_THRESHOLD_MB = 256  # heap top kept before it is given back (glibc's default is 128 KB once fixed)
 
 
 def set_mmap_threshold(mb: float) -> bool:
-    """Fix glibc's mmap threshold at ``mb`` MB (module docstring); True where it was set."""
+    """Fix glibc's mmap threshold at ``mb`` MB (module docstring) and its trim threshold at
+    TRIM_THRESHOLD_MB; True where they were set. Fixing the mmap threshold also ends glibc's
+    dynamic trim threshold, which then falls to 128 KB: the heap is given back to the system
+    after nearly every step and faulted in again, which made a 4 mm step 8 % slower with a 16 MB
+    threshold (0.40 -> 0.43 s, Intel Xeon AVX-512, 2 threads); with the trim threshold at 256 MB
+    it was 0.40 s again. Maps of at least ``mb`` MB are returned when freed either way."""
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else None
-        ok = bool(libc is not None and libc.mallopt(M_MMAP_THRESHOLD, int(mb * 2**20)))
+        ok = bool(libc is not None and libc.mallopt(M_MMAP_THRESHOLD, int(mb * 2**20))
+                  and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_MB * 2**20))
     except (OSError, AttributeError):  # not glibc: no mallopt
         ok = False
     if not ok:

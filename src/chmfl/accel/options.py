@@ -40,7 +40,9 @@ class SpeedOptions:
     fused_adam: bool | None = None  # Adam's update as one fused kernel per step (same update up to rounding)
     inplace_abn: bool | None = None  # BatchNorm + ELU keep one map for backward (accel/lowmem.py)
     split_concat: bool | None = None  # decoder convs read (up, PET, CT) apart: no concatenated copies
-    mmap_threshold_mb: float = 0.0  # >0: glibc malloc maps blocks from this size (process-wide; 0: default)
+    # >0: glibc malloc maps blocks from this size (process-wide); 0: the allocator's default;
+    # None ("auto"): the device's rule (``mmap_default``)
+    mmap_threshold_mb: float | None = None
     compile: bool = False  # torch.compile (inductor) the network; the first steps pay the compile
     # torch.compile's mode: "default", or "reduce-overhead" (CUDA graphs on a GPU: one launch
     # per graph instead of one per kernel), "max-autotune", "max-autotune-no-cudagraphs"
@@ -57,8 +59,7 @@ class SpeedOptions:
         if self.compile_mode not in COMPILE_MODES:
             raise ChmflError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, "
                              f"not {self.compile_mode!r}")
-        if not self.mmap_threshold_mb >= 0:
-            raise ChmflError(f"mmap_threshold_mb must be >= 0, got {self.mmap_threshold_mb}")
+        object.__setattr__(self, "mmap_threshold_mb", _mmap_mb(self.mmap_threshold_mb))
 
     @property
     def uses_cuda_graphs(self) -> bool:
@@ -75,13 +76,15 @@ class SpeedOptions:
 
     @property
     def is_resolved(self) -> bool:
-        return all(getattr(self, k) is not None for k in AUTO_FIELDS)
+        return all(getattr(self, k) is not None for k in (*AUTO_FIELDS, "mmap_threshold_mb"))
 
     def resolved(self, device: str) -> SpeedOptions:
         """A copy with every "auto" option decided for ``device`` ("cpu" or "cuda"; the
         device *type*) by ``device_defaults``; explicit True / False stay as they are."""
         rule = device_defaults(device)
-        return dataclasses.replace(self, **{k: rule[k] for k in AUTO_FIELDS if getattr(self, k) is None})
+        mmap = mmap_default(device) if self.mmap_threshold_mb is None else self.mmap_threshold_mb
+        return dataclasses.replace(self, **{k: rule[k] for k in AUTO_FIELDS if getattr(self, k) is None},
+                                   mmap_threshold_mb=mmap)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -92,12 +95,13 @@ SPEED_FIELDS = tuple(f.name for f in dataclasses.fields(SpeedOptions))
 # Every option that keeps the network's function and parameters (``--speed-options``;
 # docs/performance.md): each step equals the plain one up to float summation order (over many
 # epochs the runs drift apart as any two SGD runs do). Measured at 1 mm on a 2-core AVX2 CPU:
-# step 60.3 -> 36-37 s, peak 4.28 -> 2.44 GB (2.07 GB adding mmap_threshold_mb=1, left out
-# here: it slowed the 4 mm batch-4 step by 28%).
+# step 60.3 -> 36-37 s, peak 4.28 -> 2.44 GB. The malloc threshold (``mmap_threshold_mb``) is
+# decided apart (``mmap_default``).
 SPEED_OPTIONS = {"channels_last": True, "fast_wgrad": True, "inplace_act": True,
                  "inplace_abn": True, "split_concat": True, "fused_adam": True}
-AUTO_FIELDS = tuple(SPEED_OPTIONS)  # the options "auto" decides; the rest default to off
-NO_SPEED_OPTIONS = dict.fromkeys(AUTO_FIELDS, False)  # ``--no-speed-options``: the plain step
+AUTO_FIELDS = tuple(SPEED_OPTIONS)  # the on/off options "auto" decides; compile defaults to off
+# ``--no-speed-options``: the plain step (and the allocator's own mmap threshold)
+NO_SPEED_OPTIONS = {**dict.fromkeys(AUTO_FIELDS, False), "mmap_threshold_mb": 0.0}
 
 # The rule behind "auto", by device type and CPU capability only (deterministic, no timing at
 # run time). Every measurement of the six options together was faster on an AVX2 CPU (1 mm step
@@ -128,6 +132,33 @@ def device_defaults(device: str) -> dict[str, bool]:
     if device == "cuda":
         return dict(_CUDA_DEFAULTS)
     return dict(NO_SPEED_OPTIONS)
+
+
+# glibc's mmap threshold on a CPU (``mmap_threshold_mb`` "auto"; accel/lowmem.py): blocks of at
+# least this size get their own memory maps, returned to the system when freed, instead of
+# glibc's dynamic threshold, which rises to 32 MB after the first large free and then keeps
+# the step's freed maps on a fragmenting heap. MMAP_AUTO_MB is the measured choice: see
+# docs/performance.md, "Fast by default" (1 mm and 4 mm, Intel Xeon AVX-512, 2 threads).
+MMAP_AUTO_MB = 8.0
+
+
+def mmap_default(device: str) -> float:
+    """What "auto" means for ``mmap_threshold_mb`` on a device of type ``device``: MMAP_AUTO_MB
+    on a CPU (the training step's maps are host memory), 0 (the allocator's default) elsewhere."""
+    return MMAP_AUTO_MB if device == "cpu" else 0.0
+
+
+def _mmap_mb(value: Any) -> float | None:
+    """``mmap_threshold_mb`` as a number of MB >= 0, or None for "auto"; a one-line error else."""
+    if value is None or value == "auto":
+        return None
+    try:
+        mb = float(value)
+    except (TypeError, ValueError):
+        mb = float("nan")
+    if isinstance(value, bool) or not mb >= 0:
+        raise ChmflError(f"speed option mmap_threshold_mb must be a number of MB >= 0 or auto, got {value!r}")
+    return mb
 
 
 def apply(model: nn.Module, opts: SpeedOptions) -> nn.Module:

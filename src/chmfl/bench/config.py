@@ -35,7 +35,9 @@ class BenchConfig:
     inplace_abn: bool | None = None  # BatchNorm + ELU keep one map for backward (accel/lowmem.py)
     split_concat: bool | None = None  # decoder convs read (up, PET, CT) apart (accel/lowmem.py)
     fused_adam: bool | None = None  # Adam's update as one fused kernel
-    mmap_threshold_mb: float = 0  # glibc malloc maps blocks from this size during the step (0: default)
+    # glibc malloc maps blocks from this size during the step (0: the allocator's default; None:
+    # the device's rule, accel.options.mmap_default)
+    mmap_threshold_mb: float | None = None
     compile: bool = False  # torch.compile (inductor) the CHMFL network
     compile_mode: str = "default"  # torch.compile's mode ("reduce-overhead": CUDA graphs on a GPU)
     preset: str = "faithful"  # CHMFL model preset (PRESETS)
@@ -52,7 +54,7 @@ class BenchConfig:
             raise ChmflError(f"repeats must be >= 1 and warmup >= 0, got {self.repeats}, {self.warmup}")
         if self.device not in ("cpu", "cuda"):
             raise ChmflError(f"bench device must be cpu or cuda, not {self.device!r}")
-        if self.mmap_threshold_mb < 0:
+        if self.mmap_threshold_mb is not None and self.mmap_threshold_mb < 0:
             raise ChmflError(f"mmap threshold must be >= 0 MB, got {self.mmap_threshold_mb}")
         from chmfl.accel.options import COMPILE_MODES
 
@@ -65,8 +67,9 @@ class BenchConfig:
         """A copy with every "auto" speed option decided for ``device`` (as a fold decides them)."""
         from chmfl.accel.options import AUTO_FIELDS, SpeedOptions
 
-        speed = SpeedOptions(**{k: getattr(self, k) for k in AUTO_FIELDS}).resolved(self.device)
-        return dataclasses.replace(self, **{k: getattr(speed, k) for k in AUTO_FIELDS})
+        keys = (*AUTO_FIELDS, "mmap_threshold_mb")
+        speed = SpeedOptions(**{k: getattr(self, k) for k in keys}).resolved(self.device)
+        return dataclasses.replace(self, **{k: getattr(speed, k) for k in keys})
 
     def chmfl_options(self) -> dict[str, Any]:
         """Network options of the benchmarked CHMFL: the preset, then ``model_options``."""

@@ -36,9 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="decoder convs read (up, PET, CT) apart: no concatenated copies (less memory; default: the "
                         "device's rule)")
     p.add_argument("--fused-adam", action="store_true", default=None, help="Adam's update as one fused kernel per step (default: the device's rule)")
-    p.add_argument("--mmap-threshold-mb", type=float, default=0, metavar="MB",
+    p.add_argument("--mmap-threshold-mb", type=float, default=None, metavar="MB",
                    help="glibc malloc maps blocks of at least MB from the training step on (less "
-                        "retained memory; 0: the allocator's default)")
+                        "retained memory; 0: the allocator's default; default: the device's rule, "
+                        "16 on a CPU, 0 with --no-speed-options)")
     speed = p.add_mutually_exclusive_group()
     speed.add_argument("--speed-options", action="store_true",
                        help="all of --channels-last --fast-wgrad --inplace-act --inplace-abn --split-concat "
@@ -63,10 +64,13 @@ def run(args: argparse.Namespace) -> int:
     speed = {k: getattr(args, k) for k in SPEED_OPTIONS}  # None: the device's default
     if args.speed_options or args.no_speed_options:  # explicit flags can only add
         speed = {k: bool(v) or args.speed_options for k, v in speed.items()}
+    mmap = args.mmap_threshold_mb
+    if mmap is None and args.no_speed_options:  # the plain step: the allocator's own threshold
+        mmap = 0.0
     cfg = BenchConfig(
         voxel_mm=args.voxel_mm, device=args.device, precision=args.precision, threads=args.threads,
         interop_threads=args.interop_threads, repeats=args.repeats, warmup=args.warmup,
-        **speed, mmap_threshold_mb=args.mmap_threshold_mb, compile=args.compile or args.compile_mode != "default",
+        **speed, mmap_threshold_mb=mmap, compile=args.compile or args.compile_mode != "default",
         compile_mode=args.compile_mode, preset=args.preset,
         model_options=parse_key_values(args.set),
         skip_vnet=args.skip_vnet, skip_matmul=args.skip_matmul,
