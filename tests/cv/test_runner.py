@@ -205,3 +205,20 @@ def test_fold_identity_carries_the_endpoint_and_reads_older_records(tmp_path):
         done.write_text(json.dumps({"identity": {**expected, **change}}))
         with pytest.raises(ChmflError, match=f"other settings \\({named}\\)"):
             _check_identity(done, expected)
+
+
+def test_a_results_folder_is_not_continued_on_other_data(tmp_path):
+    """Fold identities hold the science only: continuing a results folder on a cache prepared
+    otherwise would mix its finished folds with folds on other inputs, so the run refuses (one
+    line, nothing written) and the same cache continues as before."""
+    from chmfl.errors import ChmflError
+
+    cache = write_cache(tmp_path / "cache", n=12)
+    exp, out = _exp(MethodRun("suvmax-volume")), tmp_path / "res"
+    run_experiment(exp, cache, out, RunOptions(seed=1, progress=False))
+    run_experiment(exp, cache, out, RunOptions(seed=1, progress=False))  # same data: continues
+    before = (out / "config.yaml").read_text()
+    (cache / "prepare_config.yaml").write_text("config: {voxel_mm: 2.0}\nhash: other\n")
+    with pytest.raises(ChmflError, match="other data .*prepare h -> other"):
+        run_experiment(exp, cache, out, RunOptions(seed=1, progress=False))
+    assert (out / "config.yaml").read_text() == before  # the record is left as it was

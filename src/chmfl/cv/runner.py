@@ -125,6 +125,32 @@ def _splits(cases: Sequence[CaseData], out: Path, n_folds: int, repeats: int, se
     return splits
 
 
+def _data_identity(prepare: dict | None, features: Sequence[str] | None) -> dict[str, Any]:
+    """What a results folder's folds were computed from: the cache's preprocessing (its config
+    hash) and the handcrafted-feature table the methods read (``feature_source``: which table,
+    with a digest of it). Fold identities (``done.json``) hold the science settings only, so
+    this is checked once per results folder."""
+    prepare = prepare or {}
+    return {"prepare": prepare.get("config_hash") or prepare.get("hash") or prepare.get("config"),
+            "features": sorted(set(features)) if features is not None else None}
+
+
+def _check_same_data(out: Path, cache: Path, cases: Sequence[CaseData]) -> None:
+    """Refuse to continue a results folder whose recorded data (config.yaml) differ from the
+    cache's now: its finished folds would be reused beside folds computed on other inputs."""
+    path = out / "config.yaml"
+    if not path.is_file():
+        return
+    data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+    prep = Path(cache) / "prepare_config.yaml"
+    now = _data_identity(yaml.safe_load(prep.read_text()) if prep.is_file() else None,
+                         [c.feature_source or "box" for c in cases])
+    before = _data_identity(data.get("prepare"), data.get("features"))
+    diff = [f"{k} {before[k]} -> {now[k]}" for k in now if before[k] is not None and before[k] != now[k]]
+    if diff:
+        raise ChmflError(f"--out {out} holds folds computed on other data ({'; '.join(diff)}); use a new --out")
+
+
 def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cases, extra: dict,
                   run_settings: dict[str, tuple[TrainConfig, RuntimeConfig]]) -> None:
     prep = Path(cache) / "prepare_config.yaml"
@@ -236,6 +262,7 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
     if is_main_process():  # the other DDP ranks find the folder rank 0 is filling
         check_results_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+    _check_same_data(out, cache, cases)
     splits = _splits(cases, out, n_folds, repeats, opts.seed)
     boxes, extra = _test_boxes(cases, exp, opts, out)
     started = dt.datetime.now().isoformat(timespec="seconds")
