@@ -8,8 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from chmfl.cv.experiment import Experiment, MethodRun
 from chmfl.data.cases import CaseData
 from chmfl.preprocess.cache_format import CaseArrays, save_case
+
+# A CHMFL small enough to train in a second, and one quick epoch: the runner tests' settings
+TINY = {"widths": [4, 8, 16, 32, 64], "decoder_convs": [1, 1, 1, 1], "decoder_kernel": 3}
+TRAIN = {"epochs": 1, "batch_size": 2, "precision": "32"}
+
+
+def two_fold_experiment(*runs: MethodRun) -> Experiment:
+    """A 2-fold experiment of ``runs`` with TRAIN, the last run the reference."""
+    return Experiment("custom", "test", runs, reference=runs[-1].label, folds=2, train=TRAIN)
 
 
 def make_case(pid: str, label: int, shape=(16, 16, 16), seed: int = 0) -> CaseArrays:

@@ -8,20 +8,14 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from tests.synthetic import write_cache
+from tests.synthetic import TINY, write_cache
+from tests.synthetic import two_fold_experiment as _exp
 
 from chmfl.accel.options import device_defaults
 from chmfl.cli.main import main
 from chmfl.cv import runner as runner_mod
 from chmfl.cv.experiment import Experiment, MethodRun
 from chmfl.cv.runner import RunOptions, run_experiment
-
-TINY = {"widths": [4, 8, 16, 32, 64], "decoder_convs": [1, 1, 1, 1], "decoder_kernel": 3}
-TRAIN = {"epochs": 1, "batch_size": 2, "precision": "32"}
-
-
-def _exp(*runs: MethodRun) -> Experiment:
-    return Experiment("custom", "test", runs, reference=runs[-1].label, folds=2, train=TRAIN)
 
 
 @pytest.fixture(scope="module")

@@ -135,16 +135,20 @@ def _data_identity(prepare: dict | None, features: Sequence[str] | None) -> dict
             "features": sorted(set(features)) if features is not None else None}
 
 
-def _check_same_data(out: Path, cache: Path, cases: Sequence[CaseData]) -> None:
+def _feature_sources(cases: Sequence[CaseData]) -> list[str]:
+    """The handcrafted-feature tables ``cases`` read (the cache's full-contour one, or the box)."""
+    return sorted({c.feature_source or "box" for c in cases})
+
+
+def _check_same_data(out: Path, preprocess: dict | None, cases: Sequence[CaseData]) -> None:
     """Refuse to continue a results folder whose recorded data (config.yaml) differ from the
-    cache's now: its finished folds would be reused beside folds computed on other inputs."""
+    cache's now (``preprocess``: its prepare_config.yaml): its finished folds would be reused
+    beside folds computed on other inputs."""
     path = out / "config.yaml"
     if not path.is_file():
         return
     data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
-    prep = Path(cache) / "prepare_config.yaml"
-    now = _data_identity(yaml.safe_load(prep.read_text()) if prep.is_file() else None,
-                         [c.feature_source or "box" for c in cases])
+    now = _data_identity(preprocess, _feature_sources(cases))
     before = _data_identity(data.get("prepare"), data.get("features"))
     diff = [f"{k} {before[k]} -> {now[k]}" for k in now if before[k] is not None and before[k] != now[k]]
     if diff:
@@ -176,7 +180,7 @@ def _write_config(out: Path, exp: Experiment, opts: RunOptions, cache: Path, cas
                         {str(r.patient_id): str(r.exclusion) for r in excluded.itertuples()},
             **(_endpoint_summary(cases) if exp.endpoint != "dm" else {}),
             # the handcrafted-feature table the methods read: the cache's full-contour one, or the box
-            "features": sorted({c.feature_source or "box" for c in cases}),
+            "features": _feature_sources(cases),
         },
         "hardware": hardware(), "versions": versions(), **extra,
     }
@@ -262,15 +266,15 @@ def run_experiment(exp: Experiment, cache: str | Path, out: str | Path, opts: Ru
     if is_main_process():  # the other DDP ranks find the folder rank 0 is filling
         check_results_folder(out)
     out.mkdir(parents=True, exist_ok=True)
-    _check_same_data(out, cache, cases)
+    prep = Path(cache) / "prepare_config.yaml"
+    preprocess = yaml.safe_load(prep.read_text()) if prep.is_file() else None
+    _check_same_data(out, preprocess, cases)
     splits = _splits(cases, out, n_folds, repeats, opts.seed)
     boxes, extra = _test_boxes(cases, exp, opts, out)
     started = dt.datetime.now().isoformat(timespec="seconds")
     left_out = extra["test_box"].get("left_out_runs", {})
     all_jobs = [(j, f) for rep in splits["repeats"] for f in rep["folds"]
                 for j in _jobs(exp, opts, out, rep["repeat"], f["fold"], run_settings, left_out)[0]]
-    prep = Path(cache) / "prepare_config.yaml"
-    preprocess = yaml.safe_load(prep.read_text()) if prep.is_file() else None
     all_jobs = [(dataclasses.replace(j, preprocess=preprocess), f) for j, f in all_jobs]
     skipped = _jobs(exp, opts, out, 0, 0, run_settings, left_out)[1]
     for line in skipped:

@@ -201,9 +201,7 @@ def liver(anat: Anatomy, c: np.ndarray, suv_max: float) -> str | None:
     """Why the region is normal liver, or None: below the right lung base (within 220 mm),
     right of the spine, and no hotter than normal liver gets (SUVmax <= 5)."""
     lungs = anat.lung_z_range()
-    k = int(round(c[0]))
-    piece = body_piece(anat, k, (c[1], c[2]))
-    spine = _spine(anat, k, piece) if piece is not None else None
+    _, _, spine = _piece_and_spine(anat, c)
     if suv_max > 5.0 or not lungs or spine is None:
         return None
     right = (c[2] - spine[1]) * anat.grid.spacing[2] * _sign(anat, 2) < -20.0  # patient right is -x
@@ -215,9 +213,7 @@ def liver(anat: Anatomy, c: np.ndarray, suv_max: float) -> str | None:
 def heart(anat: Anatomy, c: np.ndarray, sl: tuple, part: np.ndarray) -> str | None:
     """Why the region is the heart, or None: in the mediastinum, i.e. within 70 mm of the
     spine's left-right position, in front of it, with lung on both sides in its own rows."""
-    k = int(round(c[0]))
-    piece = body_piece(anat, k, (c[1], c[2]))
-    spine = _spine(anat, k, piece) if piece is not None else None
+    k, piece, spine = _piece_and_spine(anat, c)
     if spine is None or not anat.lungs[k].any() or float(anat.lungs[sl][part].mean()) > 0.3:
         return None
     sy, sx = anat.grid.spacing[1], anat.grid.spacing[2]
@@ -229,6 +225,14 @@ def heart(anat: Anatomy, c: np.ndarray, sl: tuple, part: np.ndarray) -> str | No
     if (cols < c[2] - gap).any() and (cols > c[2] + gap).any():
         return "heart: in the mediastinum, between the lungs"
     return None
+
+
+def _piece_and_spine(anat: Anatomy, c: np.ndarray) -> tuple[int, np.ndarray | None, tuple[float, float] | None]:
+    """Point ``c``'s slice index, the body piece holding it (``body_piece``) and that piece's
+    vertebral body (``_spine``); None for either where there is none."""
+    k = int(round(c[0]))
+    piece = body_piece(anat, k, (c[1], c[2]))
+    return k, piece, _spine(anat, k, piece) if piece is not None else None
 
 
 def _spine(anat: Anatomy, k: int, piece: np.ndarray) -> tuple[float, float] | None:
@@ -250,9 +254,7 @@ def bowel(anat: Anatomy, c: np.ndarray, suv_max: float) -> str | None:
     abdominal cavity (from 30 mm above to 330 mm below the lung bases, in front of the spine,
     within 130 mm of it left-right, >= 15 mm deep in the body)."""
     lungs = anat.lung_z_range()
-    k = int(round(c[0]))
-    piece = body_piece(anat, k, (c[1], c[2]))
-    spine = _spine(anat, k, piece) if piece is not None else None
+    _, piece, spine = _piece_and_spine(anat, c)
     if suv_max > 6.0 or not lungs or spine is None:
         return None
     sy, sx = anat.grid.spacing[1], anat.grid.spacing[2]
@@ -304,9 +306,7 @@ def kidney_side(anat: Anatomy, c: np.ndarray) -> int:
     """-1 / +1 for a region beside the spine (25-140 mm to the lower / higher column side,
     within 70 mm front-to-back, from 60 mm above to 250 mm below the lung bases) where a
     kidney lies, 0 otherwise (also without lungs in the CT: no level to judge by)."""
-    k = int(round(c[0]))
-    piece = body_piece(anat, k, (c[1], c[2]))
-    spine = _spine(anat, k, piece) if piece is not None else None
+    _, _, spine = _piece_and_spine(anat, c)
     if spine is None:
         return 0
     dy = (c[1] - spine[0]) * anat.grid.spacing[1]
